@@ -1,0 +1,130 @@
+"""``python -m sinks``: migrate ClickHouse, run the sink workers, query with SQL."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+import click
+
+from sinks.errors import ClickHouseError, SinkError
+from sinks.settings import ClickHouseSettings, SinkSettings
+
+log = logging.getLogger("pulse.sinks")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@click.group()
+def cli() -> None:
+    """Pulse sinks: Kafka -> ClickHouse."""
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply pending migrations to PULSE_CLICKHOUSE_URL (idempotent); print what was applied."""
+    from sinks.clickhouse import connect, redact
+    from sinks.migrate import migrate as apply
+
+    _setup_logging()
+    settings = ClickHouseSettings()
+    try:
+        applied = apply(connect(settings.clickhouse_url), settings.database)
+    except SinkError as exc:
+        raise click.ClickException(str(exc)) from exc
+    target = f"{redact(settings.clickhouse_url)} database {settings.database}"
+    if applied:
+        for name in applied:
+            click.echo(f"applied {name}")
+    else:
+        click.echo(f"{target}: up to date")
+
+
+@cli.command()
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    type=click.Choice(["events", "counts_1m"]),
+    help="Tables to sink (default: all).",
+)
+@click.option("--migrate/--no-migrate", "do_migrate", default=True, show_default=True)
+@click.option("--serve-queries/--no-serve-queries", default=None, help="Default: when embedded.")
+def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -> None:
+    """Consume enriched events and window counts into ClickHouse until SIGINT/SIGTERM."""
+    from sinks.clickhouse import connect, redact
+    from sinks.migrate import migrate as apply
+    from sinks.query_server import QueryServer
+    from sinks.tables import table_specs
+    from sinks.worker import TableSink
+
+    _setup_logging()
+    settings = SinkSettings()
+    try:
+        client = connect(settings.clickhouse_url)
+        if do_migrate:
+            for name in apply(client, settings.database):
+                log.info("applied migration %s", name)
+    except SinkError as exc:
+        raise click.ClickException(str(exc)) from exc
+    log.info("writing to %s", redact(settings.clickhouse_url))
+
+    server = None
+    if serve_queries if serve_queries is not None else settings.embedded:
+        server = QueryServer(client, settings.query_bind, settings.query_port).start()
+        log.info("read-only SQL on %s", server.url)
+
+    specs = table_specs(settings)
+    sinks = [TableSink(specs[name], settings, client) for name in (tables or specs)]
+    failed = threading.Event()
+
+    def _run(sink: TableSink) -> None:
+        try:
+            sink.run()
+        except Exception:
+            log.exception("sink %s failed", sink.spec.table)
+            failed.set()
+
+    threads = [threading.Thread(target=_run, args=(s,), name=s.spec.table) for s in sinks]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    for thread in threads:
+        thread.start()
+    while not stop.is_set() and not failed.is_set():
+        stop.wait(0.2)
+    for sink in sinks:
+        sink.stop()
+    for thread in threads:
+        thread.join()
+    if server:
+        server.stop()
+    sys.exit(1 if failed.is_set() else 0)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--format", "fmt", default="PrettyCompact", show_default=True)
+def sql(query: str, fmt: str) -> None:
+    """Run a read-only SQL query.
+
+    Embedded mode: through the running sink that owns chDB (PULSE_QUERY_URL), or by opening
+    chDB directly when nothing runs. Server mode: against PULSE_CLICKHOUSE_URL.
+    """
+    from sinks.sql import run_query
+
+    settings = ClickHouseSettings()
+    try:
+        sys.stdout.write(run_query(settings, query, fmt))
+    except ClickHouseError as exc:
+        raise click.ClickException(str(exc)) from None
+    except SinkError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+if __name__ == "__main__":
+    cli()

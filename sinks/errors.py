@@ -1,0 +1,32 @@
+"""Errors of the sinks package. ClickHouse errors carry the server's code and name."""
+
+from __future__ import annotations
+
+
+class SinkError(Exception):
+    """Root of every error this package raises."""
+
+
+class ConfigError(SinkError):
+    """A setting is missing or wrong."""
+
+
+class ClickHouseError(SinkError):
+    """ClickHouse refused or failed a request."""
+
+    def __init__(self, message: str, code: int | None = None, name: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.name = name
+
+
+class ClickHouseUnavailableError(ClickHouseError):
+    """Transient: unreachable, overloaded (too many parts), timed out. Retry the same batch."""
+
+
+class ClickHouseRejectedError(ClickHouseError):
+    """Permanent for these rows: bad data or a query error. Retrying the same input fails again."""
+
+
+class MigrationError(SinkError):
+    """A migration failed or an applied migration was edited afterwards."""

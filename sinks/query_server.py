@@ -1,0 +1,100 @@
+"""Read-only SQL over HTTP for the process that owns an embedded chDB.
+
+chDB locks its path to one process, so analysts' queries must be served by the sink that
+writes. This speaks a subset of ClickHouse's HTTP interface: ``GET /ping``, and ``GET /?query=``
+or ``POST /`` (query in the body) with optional ``default_format``; errors come back as text
+with ``X-ClickHouse-Exception-Code``. Every query runs with ``readonly=1``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from clickhouse_connect.driver.client import Client
+
+from sinks.clickhouse import call
+from sinks.errors import ClickHouseError
+
+log = logging.getLogger("pulse.sinks.query")
+MAX_QUERY_BYTES = 256 * 1024
+
+
+def _handler(client: Client) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "pulse-query"
+
+        def log_message(self, fmt: str, *args: object) -> None:
+            log.debug("%s " + fmt, self.address_string(), *args)
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            if url.path == "/ping":
+                self._reply(HTTPStatus.OK, b"Ok.\n")
+                return
+            params = parse_qs(url.query)
+            self._query(params.get("query", [""])[0], params)
+
+        def do_POST(self) -> None:
+            url = urlsplit(self.path)
+            params = parse_qs(url.query)
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_QUERY_BYTES:
+                self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"query too large\n")
+                return
+            body = self.rfile.read(length).decode("utf-8", "replace")
+            prefix = params.get("query", [""])[0]
+            self._query(f"{prefix} {body}".strip(), params)
+
+        def _query(self, sql: str, params: dict[str, list[str]]) -> None:
+            if not sql.strip():
+                self._reply(HTTPStatus.BAD_REQUEST, b"empty query\n")
+                return
+            fmt = params.get("default_format", ["TabSeparated"])[0]
+            try:
+                body = call(
+                    "query",
+                    client.raw_query,
+                    sql,
+                    settings={"readonly": 1},
+                    fmt=None if " FORMAT " in sql.upper() else fmt,
+                )
+            except ClickHouseError as exc:
+                headers = {"X-ClickHouse-Exception-Code": str(exc.code or 0)}
+                self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, f"{exc}\n".encode(), headers)
+                return
+            self._reply(HTTPStatus.OK, body, {"X-ClickHouse-Format": fmt})
+
+        def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+class QueryServer:
+    def __init__(self, client: Client, host: str, port: int) -> None:
+        self._server = ThreadingHTTPServer((host, port), _handler(client))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> QueryServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,51 @@
+"""Settings of the sink processes (``PULSE_*`` environment variables), built at entry points."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_clickhouse_url() -> str:
+    return "chdb://" + str(Path(".pulse/clickhouse").resolve())
+
+
+class ClickHouseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PULSE_", extra="ignore")
+
+    clickhouse_url: str = Field(
+        default_factory=_default_clickhouse_url,
+        description="chdb:///path (embedded) or http(s)://user:pass@host:port (server)",
+    )
+    database: str = "pulse"
+    query_url: str = Field(
+        "http://127.0.0.1:8124",
+        description="where the process owning an embedded chDB serves read-only SQL",
+    )
+
+    @field_validator("database")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError("database must be a plain identifier")
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        return self.clickhouse_url.startswith("chdb:")
+
+
+class SinkSettings(ClickHouseSettings):
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_session_timeout_s: float = 6.0
+    topic_enriched: str = "pulse.events.enriched"
+    topic_counts: str = "pulse.counts.1m"
+    topic_dlq: str = "pulse.events.dlq"
+    group_prefix: str = Field("pulse-sink", description="consumer group = <prefix>-<table>")
+    batch_rows: int = Field(20_000, ge=1)
+    batch_age_s: float = Field(0.5, gt=0, description="flush a non-empty batch this old")
+    query_port: int = 8124
+    query_bind: str = "127.0.0.1"

@@ -1,0 +1,40 @@
+"""What each sink writes: topic, record, target table and columns (pure).
+
+Enriched events and window counts are flat records whose field names are the table's column
+names, so a decoded record maps onto the row without reshaping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas import ENRICHED_EVENT, WINDOW_COUNT
+
+from sinks.settings import SinkSettings
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    table: str  # in the Pulse database
+    topic: str
+    record: str  # Avro full name of the topic's values
+    columns: tuple[str, ...]
+
+
+EVENT_COLUMNS = (
+    "event_id", "event_time", "received_at", "lateness_ms", "instance_id", "frontend_system",
+    "session_id", "user_id", "plugin_id", "extension", "route_ref", "action", "subject", "value",
+    "attributes", "entity_ref", "search_types", "is_page_view", "source_partition",
+    "source_offset",
+)  # fmt: skip
+COUNT_COLUMNS = (
+    "window_start", "window_size_ms", "instance_id", "plugin_id", "extension", "action",
+    "source_partition", "event_count", "value_sum", "version", "emitted_at",
+)  # fmt: skip
+
+
+def table_specs(settings: SinkSettings) -> dict[str, TableSpec]:
+    return {
+        "events": TableSpec("events", settings.topic_enriched, ENRICHED_EVENT, EVENT_COLUMNS),
+        "counts_1m": TableSpec("counts_1m", settings.topic_counts, WINDOW_COUNT, COUNT_COLUMNS),
+    }

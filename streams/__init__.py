@@ -1,0 +1,1 @@
+"""Pulse streams: embedded broker, producers and the faust stage (decode, enrich, count)."""

@@ -1,0 +1,166 @@
+"""``python -m streams``: the embedded broker, topic setup, demo traffic and the faust worker."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+
+import click
+from tqdm import tqdm
+
+from streams.errors import StreamsError
+from streams.settings import KafkaSettings, WorkerSettings
+
+log = logging.getLogger("pulse.streams")
+
+
+@click.group()
+def cli() -> None:
+    """Pulse streams stage."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9092, show_default=True, type=int)
+@click.option("--partitions", type=int, help="Partitions per topic [PULSE_PARTITIONS].")
+@click.option("--no-topics", is_flag=True, help="Do not create Pulse's topics.")
+def broker(host: str, port: int, partitions: int | None, no_topics: bool) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu) until SIGINT/SIGTERM."""
+    from streams.broker import EmbeddedBroker
+    from streams.topics import ensure_topics, pulse_topics, wait_for_broker
+
+    settings = KafkaSettings(kafka_bootstrap=f"{host}:{port}")
+    if partitions:
+        settings.partitions = partitions
+    embedded = EmbeddedBroker(host, port)
+    stop = {"signal": None}
+
+    def _stop(signum: int, _frame: object) -> None:
+        stop["signal"] = signum
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        embedded.start()
+        if not no_topics:
+            admin = wait_for_broker(embedded.bootstrap)
+            created = ensure_topics(admin, pulse_topics(settings), settings.partitions)
+            log.info("topics created: %s", ", ".join(created) or "none (all existed)")
+        log.info("broker ready on %s", embedded.bootstrap)
+        while stop["signal"] is None and embedded._proc and embedded._proc.poll() is None:
+            time.sleep(0.2)
+    except StreamsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        embedded.stop()
+    log.info("broker stopped")
+
+
+@cli.command()
+def topics() -> None:
+    """Create Pulse's topics on PULSE_KAFKA_BOOTSTRAP (idempotent)."""
+    from streams.topics import ensure_topics, pulse_topics, wait_for_broker
+
+    settings = KafkaSettings()
+    try:
+        admin = wait_for_broker(settings.kafka_bootstrap)
+        created = ensure_topics(admin, pulse_topics(settings), settings.partitions)
+    except StreamsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"created: {', '.join(created) or 'none (all existed)'}")
+
+
+@cli.command()
+@click.option("--count", type=int, help="Send this many events, then stop.")
+@click.option("--rate", type=float, default=0, help="Events per second (0 = as fast as possible).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Reproducible traffic.")
+@click.option("--late", type=float, default=0.02, show_default=True, help="Share of late events.")
+@click.option("--duplicates", type=float, default=0.005, show_default=True)
+@click.option("--users", type=int, default=200, show_default=True)
+@click.option("--start-ms", type=int, help="Event time of the first event (default: now).")
+@click.option("--progress/--no-progress", default=True)
+def produce(
+    count: int | None,
+    rate: float,
+    seed: int,
+    late: float,
+    duplicates: float,
+    users: int,
+    start_ms: int | None,
+    progress: bool,
+) -> None:
+    """Publish realistic Backstage analytics traffic to the raw topic."""
+    from streams.producer import EventProducer
+    from streams.topics import ensure_topics, pulse_topics, wait_for_broker
+    from streams.traffic import Traffic, TrafficConfig
+
+    if count is None and rate <= 0:
+        raise click.UsageError("give --count, --rate or both")
+    settings = KafkaSettings()
+    now_ms = int(time.time() * 1000)
+    traffic = Traffic(
+        TrafficConfig(
+            seed=seed,
+            start_ms=start_ms if start_ms is not None else now_ms,
+            mean_gap_ms=1000.0 / rate if rate > 0 else 50.0,
+            users=users,
+            late_fraction=late,
+            duplicate_fraction=duplicates,
+        )
+    )
+    stopping = {"flag": False}
+    signal.signal(signal.SIGTERM, lambda *_: stopping.update(flag=True))
+    try:
+        admin = wait_for_broker(settings.kafka_bootstrap)
+        ensure_topics(admin, pulse_topics(settings), settings.partitions)
+        producer = EventProducer(settings.kafka_bootstrap, settings.topic_raw)
+        bar = tqdm(total=count, unit="ev", disable=not progress, mininterval=1.0)
+        started = time.monotonic()
+        sent = 0
+        try:
+            while (count is None or sent < count) and not stopping["flag"]:
+                producer.send(next(traffic))
+                sent += 1
+                bar.update(1)
+                if rate > 0:
+                    ahead = sent / rate - (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            bar.close()
+            producer.flush()
+    except StreamsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    elapsed = time.monotonic() - started
+    click.echo(f"sent {sent} events in {elapsed:.1f}s ({sent / max(elapsed, 1e-9):.0f} ev/s)")
+
+
+@cli.command()
+def worker() -> None:
+    """Run the faust worker (decode, enrich, forward, count)."""
+    from faust.worker import Worker
+
+    from streams.app import create_app
+    from streams.topics import ensure_topics, pulse_topics, wait_for_broker
+
+    try:
+        settings = WorkerSettings()
+    except Exception as exc:  # pydantic ValidationError: name the missing variable
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+    try:
+        admin = wait_for_broker(settings.kafka_bootstrap, timeout_s=120)
+        ensure_topics(admin, pulse_topics(settings), settings.partitions)
+    except StreamsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
