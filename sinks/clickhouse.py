@@ -29,7 +29,6 @@ RETRYABLE_CODES = frozenset(
         3,  # UNEXPECTED_END_OF_FILE
         159,  # TIMEOUT_EXCEEDED
         160,  # TOO_SLOW
-        164,  # READONLY (replica in read-only mode)
         202,  # TOO_MANY_SIMULTANEOUS_QUERIES
         209,  # SOCKET_TIMEOUT
         210,  # NETWORK_ERROR

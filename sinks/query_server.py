@@ -3,7 +3,7 @@
 chDB locks its path to one process, so analysts' queries must be served by the sink that
 writes. This speaks a subset of ClickHouse's HTTP interface: ``GET /ping``, and ``GET /?query=``
 or ``POST /`` (query in the body) with optional ``default_format``; errors come back as text
-with ``X-ClickHouse-Exception-Code``. Every query runs with ``readonly=1``.
+with ``X-ClickHouse-Exception-Code``. Only reading statements run (see ``readonly``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from clickhouse_connect.driver.client import Client
 
-from sinks.clickhouse import call
 from sinks.errors import ClickHouseError
+from sinks.readonly import run_readonly
 
 log = logging.getLogger("pulse.sinks.query")
 MAX_QUERY_BYTES = 256 * 1024
@@ -55,13 +55,7 @@ def _handler(client: Client) -> type[BaseHTTPRequestHandler]:
                 return
             fmt = params.get("default_format", ["TabSeparated"])[0]
             try:
-                body = call(
-                    "query",
-                    client.raw_query,
-                    sql,
-                    settings={"readonly": 1},
-                    fmt=None if " FORMAT " in sql.upper() else fmt,
-                )
+                body = run_readonly(client, sql, fmt)
             except ClickHouseError as exc:
                 headers = {"X-ClickHouse-Exception-Code": str(exc.code or 0)}
                 self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, f"{exc}\n".encode(), headers)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import urllib3
 
-from sinks.clickhouse import call, connect
+from sinks.clickhouse import connect
 from sinks.errors import ClickHouseRejectedError
+from sinks.readonly import run_readonly
 from sinks.settings import ClickHouseSettings
 
 
@@ -33,5 +34,4 @@ def run_query(settings: ClickHouseSettings, query: str, fmt: str) -> str:
                 raise ClickHouseRejectedError(text.strip(), int(code) if code else None)
             return text
     client = connect(settings.clickhouse_url, settings.database)
-    data = call("query", client.raw_query, query, settings={"readonly": 1}, fmt=fmt)
-    return data.decode("utf-8", "replace")
+    return run_readonly(client, query, fmt).decode("utf-8", "replace")

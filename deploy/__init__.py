@@ -1,0 +1,1 @@
+"""Deployment assets; ``deploy.local`` is the embedded stack that ``make run`` starts."""

@@ -1,0 +1,100 @@
+"""``python -m deploy.local``: run the whole pipeline on this machine, with demo traffic.
+
+Starts, under one supervisor (honcho): the embedded Tansu broker, the faust streams worker, the
+sink (which applies migrations, owns the embedded chDB and serves read-only SQL), and a traffic
+generator. Every process waits for what it needs, so start order does not matter. Ctrl-C stops
+them all (SIGTERM, then SIGKILL after 5 s). The broker keeps messages in memory, so every run
+starts from empty topics; ClickHouse data is reset to match unless ``--keep-data`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shlex
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from honcho.manager import Manager
+from honcho.printer import Printer
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _secret(path: Path) -> str:
+    """A per-checkout HMAC key for user ids, created once and kept private."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.local", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, default=Path(".pulse"))
+    parser.add_argument("--kafka-port", type=int, default=9092)
+    parser.add_argument("--query-port", type=int, default=8124)
+    parser.add_argument("--streams-web-port", type=int, default=6066)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=200.0, help="demo events per second")
+    parser.add_argument("--no-traffic", action="store_true", help="do not generate demo traffic")
+    parser.add_argument("--keep-data", action="store_true", help="keep ClickHouse data")
+    args = parser.parse_args(argv)
+
+    for name, port in [
+        ("--kafka-port", args.kafka_port),
+        ("--query-port", args.query_port),
+        ("--streams-web-port", args.streams_web_port),
+    ]:
+        if not _port_free(port):
+            parser.error(f"port {port} ({name}) is in use: is another stack running?")
+
+    data = args.data_dir.resolve()
+    if not args.keep_data:
+        shutil.rmtree(data / "clickhouse", ignore_errors=True)
+        shutil.rmtree(data / "streams", ignore_errors=True)
+    data.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PULSE_KAFKA_BOOTSTRAP": f"127.0.0.1:{args.kafka_port}",
+        "PULSE_PARTITIONS": str(args.partitions),
+        "PULSE_CLICKHOUSE_URL": f"chdb://{data / 'clickhouse'}",
+        "PULSE_QUERY_PORT": str(args.query_port),
+        "PULSE_QUERY_URL": f"http://127.0.0.1:{args.query_port}",
+        "PULSE_DATA_DIR": str(data / "streams"),
+        "PULSE_WEB_PORT": str(args.streams_web_port),
+        "PULSE_USER_ID_SECRET": _secret(data / "user-id-secret"),
+    }
+    py = shlex.quote(sys.executable)
+    processes = {
+        "broker": f"exec {py} -m streams broker --port {args.kafka_port}",
+        "streams": f"exec {py} -m streams worker",
+        "sink": f"exec {py} -m sinks run",
+    }
+    if not args.no_traffic:
+        processes["traffic"] = f"exec {py} -m streams produce --rate {args.rate} --no-progress"
+
+    print(f"Pulse local stack: Kafka 127.0.0.1:{args.kafka_port}, ClickHouse (chDB) in {data}")
+    print(f'Query it: {sys.executable} -m sinks sql "SELECT count() FROM pulse.events"')
+    print("Ctrl-C stops everything.", flush=True)
+    manager = Manager(Printer(sys.stdout))
+    for name, cmd in processes.items():
+        manager.add_process(name, cmd, env=env)
+    manager.loop()
+    return manager.returncode or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
