@@ -8,6 +8,7 @@ changed type fails here before it can break a consumer.
 from __future__ import annotations
 
 import io
+import itertools
 import sys
 
 import click
@@ -31,7 +32,7 @@ def check(samples: int) -> None:
     for name in catalog.names():
         versions = catalog.versions(name)
         click.echo(f"{name}: versions {[s.version for s in versions]}")
-        for older, newer in zip(versions, versions[1:], strict=False):
+        for older, newer in itertools.pairwise(versions):
             try:
                 for record in generate_many(older.parsed, samples):
                     buf = io.BytesIO()

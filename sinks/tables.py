@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas import ENRICHED_EVENT, WINDOW_COUNT
-
 from sinks.settings import SinkSettings
 
 

@@ -114,7 +114,9 @@ class TableSink:
             ("pulse.source.partition", str(msg.partition()).encode()),
             ("pulse.source.offset", str(msg.offset()).encode()),
         ]
-        self._dlq.produce(self.settings.topic_dlq, key=msg.key(), value=msg.value(), headers=headers)
+        self._dlq.produce(
+            self.settings.topic_dlq, key=msg.key(), value=msg.value(), headers=headers
+        )
         self._dlq.poll(0)
         self.stats.dead_letters += 1
 
@@ -168,7 +170,7 @@ class TableSink:
         # commit past it. On stop the batch is abandoned uncommitted and replayed next start.
         retrying = Retrying(
             retry=retry_if_exception_type(ClickHouseUnavailableError),
-            wait=wait_exponential_jitter(initial=0.1, max=5.0),
+            wait=wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.2),
             stop=stop_any(stop_never, lambda _: self._stop.is_set()),
             before_sleep=before_sleep,
             reraise=True,
@@ -180,5 +182,7 @@ class TableSink:
         try:
             self.flush()
         except Exception:
-            log.exception("sink %s: flush on revoke failed; batch will be replayed", self.spec.table)
+            log.exception(
+                "sink %s: flush on revoke failed; batch will be replayed", self.spec.table
+            )
             self._batch = self._new_batch()

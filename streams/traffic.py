@@ -18,7 +18,13 @@ from typing import Any
 
 # (plugin id, weight, legacy extension, new-system page extension id, sample paths)
 _PLUGINS: list[tuple[str, float, str, str, list[str]]] = [
-    ("catalog", 30, "CatalogIndexPage", "page:catalog", ["/catalog", "/catalog/{ns}/{kind}/{name}"]),
+    (
+        "catalog",
+        30,
+        "CatalogIndexPage",
+        "page:catalog",
+        ["/catalog", "/catalog/{ns}/{kind}/{name}"],
+    ),
     ("techdocs", 18, "TechDocsReaderPage", "page:techdocs", ["/docs/{ns}/{kind}/{name}"]),
     ("search", 12, "SearchPage", "page:search", ["/search"]),
     ("scaffolder", 9, "ScaffolderPage", "page:scaffolder", ["/create", "/create/templates"]),
@@ -39,8 +45,18 @@ _ENTITIES = [
     for n in ("artist-lookup", "playback-order", "shuffle-api", "wayback-archive", "podcast-api")
 ] + [("api", "default", "streetlights"), ("system", "audio", "audio-playback")]
 _TEMPLATES = ["react-ssr-template", "springboot-template", "docs-template", "python-service"]
-_SEARCH_TERMS = ["kafka consumer lag", "oncall", "payments api", "helm chart", "techdocs",
-                 "graphql", "terraform module", "grafana", "feature flags", "zzz-no-such-thing"]
+_SEARCH_TERMS = [
+    "kafka consumer lag",
+    "oncall",
+    "payments api",
+    "helm chart",
+    "techdocs",
+    "graphql",
+    "terraform module",
+    "grafana",
+    "feature flags",
+    "zzz-no-such-thing",
+]
 _LINKS = ["View TechDocs", "View Source", "Owner", "Open in Kubernetes", "API definition"]
 
 

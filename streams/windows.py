@@ -26,8 +26,14 @@ class WindowKey:
     def encode(self) -> str:
         """A stable, unambiguous string (table and message key)."""
         return json.dumps(
-            [self.window_start, self.instance_id, self.plugin_id, self.extension, self.action,
-             self.source_partition],
+            [
+                self.window_start,
+                self.instance_id,
+                self.plugin_id,
+                self.extension,
+                self.action,
+                self.source_partition,
+            ],
             separators=(",", ":"),
         )
 

@@ -1,0 +1,104 @@
+import hashlib
+import hmac
+
+import pytest
+
+from streams.enrich import enrich, frontend_system, normalise_plugin_id
+from streams.pseudonymize import Pseudonymizer
+from streams.traffic import Traffic
+
+SECRET = b"0123456789abcdef-test"
+
+
+def _raw(**context):
+    event = Traffic().take(1)[0]
+    event["context"].update(context)
+    return event
+
+
+def _enrich(raw, now_ms=None):
+    return enrich(
+        raw,
+        partition=3,
+        offset=17,
+        now_ms=now_ms if now_ms is not None else raw["event_time"] + 5,
+        pseudonymize=Pseudonymizer(SECRET),
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("catalog", "catalog"), (" TechDocs ", "techdocs"), ("root", "unknown"), ("app", "unknown"),
+     ("", "unknown"), (None, "unknown")],
+)  # fmt: skip
+def test_plugin_ids_are_normalised(given, expected):
+    assert normalise_plugin_id(given) == expected
+
+
+def test_frontend_system_is_inferred_when_unknown():
+    assert frontend_system("LEGACY", {"extension_id": "page:x"}) == "LEGACY"
+    assert frontend_system("UNKNOWN", {"extension_id": "page:x"}) == "NEW"
+    assert frontend_system("UNKNOWN", {"extension": "CatalogPage"}) == "LEGACY"
+    assert frontend_system("UNKNOWN", {}) == "UNKNOWN"
+
+
+@pytest.mark.parametrize(
+    ("context", "page_view"),
+    [({"extension": "App", "extension_id": None}, True),
+     ({"extension": None, "extension_id": "app"}, True),
+     ({"extension": "CatalogIndexPage", "extension_id": None}, False)],
+)  # fmt: skip
+def test_page_view_is_navigate_from_the_app_extension(context, page_view):
+    raw = _raw(**context)
+    raw["action"] = "navigate"
+    assert _enrich(raw)["is_page_view"] is page_view
+    raw["action"] = "click"
+    assert _enrich(raw)["is_page_view"] is False
+
+
+def test_extension_coalesces_new_then_legacy():
+    assert _enrich(_raw(extension="Legacy", extension_id="page:new"))["extension"] == "page:new"
+    assert _enrich(_raw(extension="Legacy", extension_id=None))["extension"] == "Legacy"
+    assert _enrich(_raw(extension=None, extension_id=None))["extension"] == ""
+
+
+def test_attributes_and_extra_context_become_strings():
+    raw = _raw(extra={"taskId": "t-1", "flag": True})
+    raw["attributes"] = {"count": 3, "ratio": 0.5, "ok": False, "to": "/x"}
+    attrs = _enrich(raw)["attributes"]
+    assert attrs == {"taskId": "t-1", "flag": "true", "count": "3", "ratio": "0.5",
+                     "ok": "false", "to": "/x"}  # fmt: skip
+
+
+def test_received_at_and_lateness():
+    raw = _raw()
+    raw["received_at"] = None
+    out = _enrich(raw, now_ms=raw["event_time"] + 90_000)
+    assert out["received_at"] == raw["event_time"] + 90_000
+    assert out["lateness_ms"] == 90_000
+    raw["received_at"] = raw["event_time"] + 1234
+    assert _enrich(raw, now_ms=0)["lateness_ms"] == 1234
+
+
+def test_user_ids_are_pseudonymized_with_hmac():
+    raw = _raw()
+    raw["user_id"] = "user:default/jane"
+    out = _enrich(raw)
+    expected = hmac.new(SECRET, b"user:default/jane", hashlib.sha256).hexdigest()
+    assert out["user_id"] == expected
+    assert "jane" not in repr(out)
+    sha = hashlib.sha256(b"user:default/jane").hexdigest()  # unsalted hashes are keyed too
+    raw["user_id"] = sha
+    assert _enrich(raw)["user_id"] not in (sha, expected)
+    raw["user_id"] = None
+    assert _enrich(raw)["user_id"] == ""
+
+
+def test_pseudonymizer_rejects_short_secrets():
+    with pytest.raises(ValueError):
+        Pseudonymizer(b"short")
+
+
+def test_source_coordinates_are_kept():
+    out = _enrich(_raw())
+    assert (out["source_partition"], out["source_offset"]) == (3, 17)
