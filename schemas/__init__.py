@@ -6,20 +6,30 @@ none of them.
 
 from schemas.catalog import Catalog, Schema, default_catalog
 from schemas.codec import Decoded, Decoder, Encoder
-from schemas.errors import SchemaError, UndecodableError, UnknownSchemaError
+from schemas.errors import InvalidUtf8Error, SchemaError, UndecodableError, UnknownSchemaError
 
 ANALYTICS_EVENT = "pulse.v1.AnalyticsEvent"
+ANALYTICS_EVENT_BATCH = "pulse.v1.AnalyticsEventBatch"
 ENRICHED_EVENT = "pulse.v1.EnrichedEvent"
+ENRICHED_EVENT_BATCH = "pulse.v1.EnrichedEventBatch"
 WINDOW_COUNT = "pulse.v1.WindowCount"
+PLUGIN_INFO = "pulse.v1.PluginInfo"
+# Batch envelope -> the record its `events` array holds.
+BATCH_ITEMS = {ANALYTICS_EVENT_BATCH: ANALYTICS_EVENT, ENRICHED_EVENT_BATCH: ENRICHED_EVENT}
 
 __all__ = [
     "ANALYTICS_EVENT",
+    "ANALYTICS_EVENT_BATCH",
+    "BATCH_ITEMS",
     "ENRICHED_EVENT",
+    "ENRICHED_EVENT_BATCH",
+    "PLUGIN_INFO",
     "WINDOW_COUNT",
     "Catalog",
     "Decoded",
     "Decoder",
     "Encoder",
+    "InvalidUtf8Error",
     "Schema",
     "SchemaError",
     "UndecodableError",

@@ -15,7 +15,8 @@ import click
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.utils import generate_many
 
-from schemas.catalog import default_catalog
+from schemas import BATCH_ITEMS
+from schemas.catalog import Catalog, default_catalog, load_schema
 
 
 @click.group()
@@ -43,7 +44,24 @@ def check(samples: int) -> None:
             except Exception as exc:
                 failures += 1
                 click.echo(f"  v{newer.version} reads v{older.version}: FAIL {exc!r}", err=True)
+    failures += _check_batch_items(catalog)
     sys.exit(1 if failures else 0)
+
+
+def _check_batch_items(catalog: Catalog) -> int:
+    """A batch envelope inlines its item record: it must equal a released version of it."""
+    failures = 0
+    for batch_name, item_name in BATCH_ITEMS.items():
+        released = {s.fingerprint: s.version for s in catalog.versions(item_name)}
+        for batch in catalog.versions(batch_name):
+            items = batch.definition["fields"][0]["type"]["items"]
+            fp = load_schema(items).fingerprint
+            if fp in released:
+                click.echo(f"  {batch_name} v{batch.version} holds {item_name} v{released[fp]}: ok")
+            else:
+                failures += 1
+                click.echo(f"  {batch_name} v{batch.version}: items match no {item_name}", err=True)
+    return failures
 
 
 if __name__ == "__main__":

@@ -9,14 +9,14 @@ the writer schema to the newest reader version of the expected record.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 
 from schemas.catalog import Catalog, Schema
-from schemas.errors import UndecodableError, UnknownSchemaError
+from schemas.errors import InvalidUtf8Error, UndecodableError, UnknownSchemaError
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 SINGLE_OBJECT_HEADER_LEN = 10
@@ -49,18 +49,23 @@ class Decoded:
 
 
 class Decoder:
-    """Callable: bytes -> record dict of the reader schema ``name``.
+    """Callable: bytes -> record dict, for messages of the record ``names`` (one or several).
 
-    Raises :class:`UnknownSchemaError` for bad magic or an unknown fingerprint/id, and
+    Each message is read with the newest version of its writer's record (Avro schema
+    resolution). Raises :class:`UnknownSchemaError` for bad magic, an unknown fingerprint/id or
+    another record, :class:`InvalidUtf8Error` for a string that is not UTF-8, and
     :class:`UndecodableError` for a body that does not decode (truncated, corrupt, trailing bytes).
     """
 
     def __init__(
-        self, catalog: Catalog, name: str, registry_lookup: RegistryLookup | None = None
+        self,
+        catalog: Catalog,
+        names: str | Iterable[str],
+        registry_lookup: RegistryLookup | None = None,
     ) -> None:
         self._catalog = catalog
-        self._reader = catalog.latest(name)
-        self._name = name
+        self._names = {names} if isinstance(names, str) else set(names)
+        self._readers = {name: catalog.latest(name) for name in self._names}
         self._registry_lookup = registry_lookup
 
     def __call__(self, data: bytes) -> dict[str, Any]:
@@ -68,12 +73,15 @@ class Decoder:
 
     def decode(self, data: bytes) -> Decoded:
         writer, offset = self._writer_for(data)
-        reader = None if writer.fingerprint == self._reader.fingerprint else self._reader.parsed
+        latest = self._readers[writer.name]
+        reader = None if writer.fingerprint == latest.fingerprint else latest.parsed
         buf = io.BytesIO(data)
         buf.seek(offset)
         try:
             record = schemaless_reader(buf, writer.parsed, reader)
-        except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, ...
+        except UnicodeDecodeError as exc:
+            raise InvalidUtf8Error(f"{writer.name} v{writer.version}: {exc}") from exc
+        except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
             raise UndecodableError(f"{writer.name} v{writer.version}: {exc!r}") from exc
         if buf.tell() != len(data):
             raise UndecodableError(
@@ -101,6 +109,8 @@ class Decoder:
             offset = CONFLUENT_HEADER_LEN
         else:
             raise UnknownSchemaError(f"unknown wire format (first bytes {bytes(data[:2]).hex()!r})")
-        if writer.name != self._name:
-            raise UnknownSchemaError(f"expected {self._name}, got {writer.name}")
+        if writer.name not in self._names:
+            raise UnknownSchemaError(
+                f"expected {' or '.join(sorted(self._names))}, got {writer.name}"
+            )
         return writer, offset

@@ -17,3 +17,9 @@ class UnknownSchemaError(SchemaError):
     """The header names no schema this reader knows (bad magic, unknown fingerprint or id)."""
 
     reason = "unknown_schema"
+
+
+class InvalidUtf8Error(UndecodableError):
+    """A string field holds bytes that are not UTF-8."""
+
+    reason = "invalid_utf8"

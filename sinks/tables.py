@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas import ENRICHED_EVENT, WINDOW_COUNT
+from schemas import ENRICHED_EVENT, ENRICHED_EVENT_BATCH, WINDOW_COUNT
 from sinks.settings import SinkSettings
 
 
@@ -16,14 +16,17 @@ from sinks.settings import SinkSettings
 class TableSpec:
     table: str  # in the Pulse database
     topic: str
-    record: str  # Avro full name of the topic's values
+    record: str  # Avro full name of one row's record
     columns: tuple[str, ...]
+    batch: str | None = None  # Avro full name of a batch envelope of such records, if any
 
 
 EVENT_COLUMNS = (
     "event_id", "event_time", "received_at", "lateness_ms", "instance_id", "frontend_system",
-    "session_id", "user_id", "plugin_id", "extension", "route_ref", "action", "subject", "value",
-    "attributes", "entity_ref", "search_types", "is_page_view", "source_partition",
+    "session_id", "user_id", "plugin_id", "plugin_known", "plugin_title", "plugin_owner",
+    "plugin_lifecycle", "plugin_package", "plugin_category", "extension", "extension_kind",
+    "route_ref", "action", "subject", "value", "attributes", "entity_ref", "entity_kind",
+    "entity_namespace", "entity_name", "search_types", "is_page_view", "source_partition",
     "source_offset",
 )  # fmt: skip
 COUNT_COLUMNS = (
@@ -34,6 +37,8 @@ COUNT_COLUMNS = (
 
 def table_specs(settings: SinkSettings) -> dict[str, TableSpec]:
     return {
-        "events": TableSpec("events", settings.topic_enriched, ENRICHED_EVENT, EVENT_COLUMNS),
+        "events": TableSpec(
+            "events", settings.topic_enriched, ENRICHED_EVENT, EVENT_COLUMNS, ENRICHED_EVENT_BATCH
+        ),
         "counts_1m": TableSpec("counts_1m", settings.topic_counts, WINDOW_COUNT, COUNT_COLUMNS),
     }

@@ -23,7 +23,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from schemas import Decoder, SchemaError, default_catalog
+from schemas import Decoder, Encoder, SchemaError, default_catalog
 from sinks.batch import Batch
 from sinks.clickhouse import call
 from sinks.errors import ClickHouseRejectedError, ClickHouseUnavailableError
@@ -51,7 +51,9 @@ class TableSink:
         self.client = client
         self.stats = SinkStats()
         self._stop = threading.Event()
-        self._decode = Decoder(default_catalog(), spec.record)
+        names = [spec.record] + ([spec.batch] if spec.batch else [])
+        self._decode = Decoder(default_catalog(), names)
+        self._encode_row = Encoder(default_catalog().latest(spec.record))
         self._target = f"{settings.database}.{spec.table}"
         self._consumer = Consumer(
             {
@@ -100,11 +102,24 @@ class TableSink:
         self.stats.consumed += 1
         self._batch.track(msg.partition(), msg.offset(), time.monotonic())
         try:
-            self._batch.add(self._decode(msg.value() or b""), msg)
+            decoded = self._decode.decode(msg.value() or b"")
         except SchemaError as exc:
             self._dead_letter(msg, exc.reason, str(exc))
+            return
+        if decoded.writer.name == self.spec.batch:
+            for index, record in enumerate(decoded.record["events"]):
+                self._batch.add(record, (msg, index, record))
+        else:
+            self._batch.add(decoded.record, (msg, None, decoded.record))
 
-    def _dead_letter(self, msg: Message, reason: str, detail: str) -> None:
+    def _dead_letter(
+        self,
+        msg: Message,
+        reason: str,
+        detail: str,
+        value: bytes | None = None,
+        batch_index: int | None = None,
+    ) -> None:
         headers = list(msg.headers() or [])
         headers += [
             ("pulse.error.stage", f"sink:{self.spec.table}".encode()),
@@ -144,7 +159,11 @@ class TableSink:
         except ClickHouseRejectedError as exc:
             if hi - lo == 1:
                 reason = f"clickhouse_{(exc.name or 'rejected').lower()}"
-                self._dead_letter(batch.sources[lo], reason, str(exc))
+                msg, index, record = batch.sources[lo]
+                if index is None:  # the message was this one row: keep its bytes
+                    self._dead_letter(msg, reason, str(exc))
+                else:  # one row of a batch envelope: send it alone
+                    self._dead_letter(msg, reason, str(exc), self._encode_row(record), index)
                 return
             mid = (lo + hi) // 2
             self._insert(batch, lo, mid)

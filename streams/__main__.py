@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import time
+from pathlib import Path
 
 import click
 from tqdm import tqdm
@@ -81,6 +82,13 @@ def topics() -> None:
 @click.option("--duplicates", type=float, default=0.005, show_default=True)
 @click.option("--users", type=int, default=200, show_default=True)
 @click.option("--start-ms", type=int, help="Event time of the first event (default: now).")
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Events per message: >1 sends per-session batch envelopes, as collectors do.",
+)
 @click.option("--progress/--no-progress", default=True)
 def produce(
     count: int | None,
@@ -90,10 +98,11 @@ def produce(
     duplicates: float,
     users: int,
     start_ms: int | None,
+    batch: int,
     progress: bool,
 ) -> None:
     """Publish realistic Backstage analytics traffic to the raw topic."""
-    from streams.producer import EventProducer
+    from streams.producer import EventProducer, SessionBatcher
     from streams.topics import ensure_topics, pulse_topics, wait_for_broker
     from streams.traffic import Traffic, TrafficConfig
 
@@ -117,22 +126,33 @@ def produce(
         admin = wait_for_broker(settings.kafka_bootstrap)
         ensure_topics(admin, pulse_topics(settings), settings.partitions)
         producer = EventProducer(settings.kafka_bootstrap, settings.topic_raw)
+        batcher = SessionBatcher(producer, batch) if batch > 1 else None
         bar = tqdm(total=count, unit="ev", disable=not progress, mininterval=1.0)
-        started = time.monotonic()
+        started = last_flush = time.monotonic()
         sent = 0
         try:
             while (count is None or sent < count) and not stopping["flag"]:
-                producer.send(next(traffic))
+                event = next(traffic)
+                if batcher is not None:
+                    batcher.add(event)
+                else:
+                    producer.send(event)
                 sent += 1
                 bar.update(1)
                 if rate > 0:
-                    ahead = sent / rate - (time.monotonic() - started)
+                    now = time.monotonic()
+                    if batcher is not None and now - last_flush >= 1.0:
+                        batcher.flush()  # a browser ships its queue about once a second
+                        last_flush = now
+                    ahead = sent / rate - (now - started)
                     if ahead > 0:
                         time.sleep(ahead)
         except KeyboardInterrupt:
             pass
         finally:
             bar.close()
+            if batcher is not None:
+                batcher.flush()
             producer.flush()
     except StreamsError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -152,14 +172,48 @@ def worker() -> None:
         settings = WorkerSettings()
     except Exception as exc:  # pydantic ValidationError: name the missing variable
         raise click.ClickException(f"invalid settings: {exc}") from exc
+    from streams.catalog import CatalogReader, ensure_topic
+
     try:
         admin = wait_for_broker(settings.kafka_bootstrap, timeout_s=120)
         ensure_topics(admin, pulse_topics(settings), settings.partitions)
+        ensure_topic(admin, settings.topic_catalog)
     except StreamsError as exc:
         raise click.ClickException(str(exc)) from exc
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
-    Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    catalog = CatalogReader(settings.kafka_bootstrap, settings.topic_catalog).start()
+    log.info("plugin catalog: %d plugins", len(catalog))
+    app = create_app(settings, plugins=catalog)
+    try:
+        Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    finally:
+        catalog.stop()
+
+
+@cli.group()
+def catalog() -> None:
+    """The plugin catalog (compacted topic PULSE_TOPIC_CATALOG)."""
+
+
+@catalog.command("sync")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def catalog_sync(path: Path) -> None:
+    """Make the catalog topic hold exactly the plugins in PATH (YAML)."""
+    from streams.catalog import ensure_topic, load_file, sync
+    from streams.topics import wait_for_broker
+
+    settings = KafkaSettings()
+    try:
+        wanted = load_file(path)
+        ensure_topic(wait_for_broker(settings.kafka_bootstrap), settings.topic_catalog)
+        published, deleted = sync(settings.kafka_bootstrap, settings.topic_catalog, wanted)
+    except StreamsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{len(wanted)} plugins in {path}: published {len(published)}"
+        f"{' (' + ', '.join(published) + ')' if published else ''}, deleted {len(deleted)}"
+        f"{' (' + ', '.join(deleted) + ')' if deleted else ''}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,58 +1,43 @@
-"""The faust stage: decode -> enrich -> forward, and event-time window counts.
+"""The faust adapter: consume raw messages, run the ``Processor``, persist and acknowledge.
 
-Counts live in a changelog-backed table keyed per source partition (see ``windows``), so a
-restarted or rebalanced worker recovers them and skips replayed events. Changed keys are emitted
-as absolute counts on a timer, never on window close (faust closes windows on wall-clock time
-and does not hand the aggregate to ``on_window_close``).
+Messages are not acknowledged as they are processed (``noack``): window counts and seen event
+ids change in memory, and once per flush interval (or past ``max_unflushed_messages``, or when
+partitions are revoked) a flush, in this order,
+1. waits until every enriched event and dead letter sent so far is delivered,
+2. writes each changed window key and each new de-duplication chunk to its changelog once,
+3. emits the changed keys' absolute counts to the counts topic,
+4. acknowledges the messages, so faust may commit their offsets.
+A crash anywhere replays from the last commit: replayed events are skipped by their position
+(counts) and their id (forwarding), so neither counts nor enriched events double. Counts are
+emitted on this timer, never on window close (faust closes windows on wall-clock time and does
+not hand the aggregate to ``on_window_close``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
 import faust
-from faust.types import EventT
+from aiohttp.web import Response
+from faust.types import EventT, StreamT
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from schemas import (
-    ANALYTICS_EVENT,
-    ENRICHED_EVENT,
-    WINDOW_COUNT,
-    Decoder,
-    Encoder,
-    SchemaError,
-    default_catalog,
-)
-from streams import windows
-from streams.dead_letters import STAGE_DECODE, dead_letter_headers
-from streams.enrich import enrich
-from streams.pseudonymize import Pseudonymizer
+from streams.enrich import PluginLookup, no_plugins
+from streams.metrics import StreamsMetrics
+from streams.processor import Processor
 from streams.settings import WorkerSettings
 
 log = logging.getLogger("pulse.streams")
+RAW = faust.Schema(key_serializer="raw", value_serializer="raw")
 
 
-class Stats:
-    """Counters for the ledger (good out + dead letters = in); exported as metrics later."""
-
-    def __init__(self) -> None:
-        self.consumed = 0
-        self.enriched = 0
-        self.dead_letters = 0
-        self.replayed = 0
-        self.counts_emitted = 0
-
-
-def create_app(settings: WorkerSettings) -> faust.App:
-    catalog = default_catalog()
-    decode = Decoder(catalog, ANALYTICS_EVENT)
-    encode_enriched = Encoder(catalog.latest(ENRICHED_EVENT))
-    encode_count = Encoder(catalog.latest(WINDOW_COUNT))
-    pseudonymize = Pseudonymizer(settings.user_id_secret.get_secret_value().encode())
-    size_ms = settings.window_seconds * 1000
+def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> faust.App:
+    """The worker app. ``plugins`` looks plugin metadata up by id (a started CatalogReader)."""
     session_timeout = settings.kafka_session_timeout_s
-
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{h}" for h in settings.kafka_bootstrap.split(",")],
@@ -60,6 +45,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
+        processing_guarantee=settings.processing_guarantee,
         broker_session_timeout=session_timeout,
         broker_heartbeat_interval=max(session_timeout / 6, 0.5),
         broker_rebalance_timeout=max(session_timeout * 2, 10),
@@ -69,88 +55,137 @@ def create_app(settings: WorkerSettings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         producer_acks=-1,
+        stream_buffer_maxsize=8192,
     )
-    raw_topic = app.topic(settings.topic_raw, key_type=bytes, value_type=bytes)
-    enriched_topic = app.topic(settings.topic_enriched, key_type=bytes, value_type=bytes)
-    counts_topic = app.topic(settings.topic_counts, key_type=bytes, value_type=bytes)
-    dlq_topic = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes)
-    table = app.Table(
+    raw_topic = app.topic(settings.topic_raw, schema=RAW)
+    enriched_topic = app.topic(settings.topic_enriched, schema=RAW)
+    counts_topic = app.topic(settings.topic_counts, schema=RAW)
+    dlq_topic = app.topic(settings.topic_dlq, schema=RAW)
+    counts_table = app.Table(
         "window-counts",
         default=None,
         partitions=settings.partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
-    stats = Stats()
-    dirty: set[str] = set()
-    app.pulse_stats = stats  # type: ignore[attr-defined]
+    dedup_table = app.Table(
+        "dedup-ids",
+        default=None,
+        partitions=settings.partitions,
+        schema=faust.Schema(key_serializer="json", value_serializer="raw"),
+    )
+    metrics = StreamsMetrics()
+    processor = Processor(
+        secret=settings.user_id_secret.get_secret_value().encode(),
+        limits=settings.limits(),
+        window_ms=settings.window_seconds * 1000,
+        retention_ms=settings.window_retention_s * 1000,
+        dedup_horizon_ms=settings.dedup_horizon_s * 1000,
+        dedup_max_ids=settings.dedup_max_ids,
+        counts_store=counts_table.data,
+        plugins=plugins,
+        metrics=metrics,
+    )
+    pending: list[EventT] = []
+    streams: list[StreamT] = []
+    flush_lock = asyncio.Lock()
+    # After start and every rebalance: rebuild in-memory indexes from the recovered tables.
+    # Done in the agent loop, because faust resumes the stream only after recovery.
+    reload_state = [True]
+    app.pulse_processor = processor  # type: ignore[attr-defined]
 
-    async def dead_letter(event: EventT, exc: SchemaError) -> None:
-        msg = event.message
-        headers = dead_letter_headers(
-            list(msg.headers or []),
-            stage=STAGE_DECODE,
-            reason=exc.reason,
-            detail=str(exc),
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
+    def owned_partitions() -> set[int]:
+        raw_name = raw_topic.get_topic_name()
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == raw_name}
+
+    async def reload_after_recovery() -> None:
+        owned = owned_partitions()
+        processor.dedup.forget(processor.dedup.partitions() - owned)
+        processor.counter.forget(set(processor.counter.watermark) - owned)
+        loaded = processor.counter.reindex(owned)
+        for key, payload in list(dedup_table.data.items()):
+            p = int(str(key).split(":", 1)[0])
+            if p in owned and p not in processor.dedup.partitions() and payload:
+                processor.dedup.load(p, key, payload)
+        # Counts whose emission a crash cut short: re-emitting is idempotent and a stale value
+        # can never win (its version, a position, is lower), so emit every owned key again.
+        texts = [k for k in counts_table.data if _partition_of(k) in owned]
+        for key, value in processor.count_records(texts):
+            await counts_topic.send(key=key, value=value)
+        log.info(
+            "state loaded: %d window keys, %d dedup ids, partitions %s",
+            loaded,
+            processor.dedup.size,
+            sorted(owned),
         )
-        await dlq_topic.send(key=msg.key, value=msg.value, headers=headers)
-        stats.dead_letters += 1
-        log.warning("dead letter %s:%s@%s %s", msg.topic, msg.partition, msg.offset, exc.reason)
+
+    async def flush() -> None:
+        async with flush_lock:
+            started = time.perf_counter()
+            batch = pending[:]
+            pending.clear()
+            result = processor.flush()  # synchronous snapshot of every change so far
+            await app.producer.flush()  # 1. what was forwarded is delivered
+            for p, key, state in result.count_states:  # 2. state, once per changed key
+                counts_table.send_changelog(p, key, state)
+            for p, key, payload in result.dedup_chunks:
+                dedup_table.send_changelog(p, key, payload)
+            for key, value in result.count_records:  # 3. absolute counts
+                await counts_topic.send(key=key, value=value)
+            metrics.counts_emitted.inc(len(result.count_records))
+            for event in batch:  # 4. now the offsets may be committed
+                await streams[0].ack(event)
+            metrics.catalog_plugins.set(len(plugins) if hasattr(plugins, "__len__") else 0)
+            metrics.flush.observe(time.perf_counter() - started)
 
     @app.agent(raw_topic)
-    async def process(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
+    async def process(stream: StreamT[Any]) -> None:
+        streams[:] = [stream]
+        async for event in stream.noack().events():
+            if reload_state[0]:
+                reload_state[0] = False
+                async with flush_lock:
+                    await reload_after_recovery()
+            started = time.perf_counter()
             msg = event.message
-            stats.consumed += 1
-            try:
-                raw = decode(msg.value or b"")
-            except SchemaError as exc:
-                await dead_letter(event, exc)
-                continue
-            enriched = enrich(
-                raw,
-                partition=msg.partition,
-                offset=msg.offset,
-                now_ms=int(time.time() * 1000),
-                pseudonymize=pseudonymize,
+            outcome = processor.process(
+                msg.key, msg.value, list(msg.headers or []), msg.topic, msg.partition, msg.offset
             )
-            await enriched_topic.send(key=msg.key, value=encode_enriched(enriched))
-            stats.enriched += 1
-            key = windows.key_for(enriched, size_ms).encode()
-            state = windows.apply(table.get(key), msg.offset, enriched["value"])
-            if state is None:
-                stats.replayed += 1
-            else:
-                table[key] = state
-            dirty.add(key)
+            if outcome.enriched is not None:
+                await enriched_topic.send(key=msg.key, value=outcome.enriched)
+                metrics.events_out.labels(settings.topic_enriched).inc(outcome.events_out)
+            for dead in outcome.dead_letters:
+                await dlq_topic.send(key=dead.key, value=dead.value, headers=dead.headers)
+            metrics.processing.observe(time.perf_counter() - started)
+            pending.append(event)
+            if len(pending) >= settings.max_unflushed_messages:
+                await flush()
 
-    # After recovery the table may hold counts whose emission a crash cut short. Re-emitting is
-    # idempotent and a stale key can never win (its version, a source offset, is lower), so
-    # after every rebalance every key in the table is emitted once more.
-    reemit_all = [True]
+    @app.timer(interval=settings.flush_interval_s)
+    async def flush_on_timer() -> None:
+        if streams and (pending or processor.counter.dirty):
+            await flush()
 
-    @app.timer(interval=settings.emit_interval_s)
-    async def emit_counts() -> None:
-        if reemit_all[0] and app.tables.recovery.completed.is_set():
-            reemit_all[0] = False
-            dirty.update(table.keys())
-        if not dirty:
-            return
-        keys = list(dirty)
-        dirty.clear()
-        now_ms = int(time.time() * 1000)
-        for key in keys:
-            state = table.get(key)
-            if state is None:
-                continue
-            record = windows.to_record(windows.WindowKey.decode(key), state, size_ms, now_ms)
-            await counts_topic.send(key=key.encode(), value=encode_count(record))
-            stats.counts_emitted += 1
+    @app.on_partitions_revoked.connect
+    async def flush_before_revoke(sender: Any, revoked: Any, **_: Any) -> None:
+        # faust waits for every in-flight message to be acknowledged before this signal, so the
+        # timer's flush has already persisted our state; this catches what arrived since.
+        if streams:
+            await flush()
+        reload_state[0] = True
 
     @app.on_rebalance_complete.connect
-    async def reemit_after_rebalance(sender: Any, **_: Any) -> None:
-        reemit_all[0] = True
+    async def reload_after_rebalance(sender: Any, **_: Any) -> None:
+        reload_state[0] = True
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Response:
+        return Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     return app
+
+
+def _partition_of(text: str) -> int:
+    # Window keys are JSON lists ending in the source partition.
+    return int(text.rsplit(",", 1)[1].rstrip("]"))

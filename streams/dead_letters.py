@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 STAGE_DECODE = "decode"
+STAGE_VALIDATE = "validate"
 
 
 def dead_letter_headers(

@@ -1,15 +1,21 @@
-"""Enrichment of a decoded raw event into the flat EnrichedEvent record (pure)."""
+"""Enrichment of a validated raw event into the flat EnrichedEvent record (pure)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
+
+from streams import entity_ref
 
 # Plugin ids that mean "no plugin known" in the two frontend systems.
 UNKNOWN_PLUGIN_IDS = frozenset({"", "root", "app"})
 UNKNOWN_PLUGIN = "unknown"
 # The app-level extension that emits router page views (legacy / new frontend system).
 APP_EXTENSIONS = frozenset({"App", "app"})
+_EXTENSION_KIND = re.compile(r"([a-z][a-z0-9-]*):")
+
+PluginLookup = Callable[[str], dict[str, Any] | None]
 
 
 def normalise_plugin_id(plugin_id: str | None) -> str:
@@ -28,10 +34,23 @@ def frontend_system(declared: str, context: dict[str, Any]) -> str:
     return "UNKNOWN"
 
 
+def extension_kind(extension_id: str | None) -> str:
+    """``entity-card`` for ``entity-card:catalog/about``: new-system ids are ``kind:…``.
+    Legacy extension names (``CatalogIndexPage``) have no kind."""
+    if not extension_id:
+        return ""
+    match = _EXTENSION_KIND.match(extension_id)
+    return match.group(1) if match else ""
+
+
 def attribute_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def no_plugins(_: str) -> None:
+    return None
 
 
 def enrich(
@@ -41,6 +60,7 @@ def enrich(
     offset: int,
     now_ms: int,
     pseudonymize: Callable[[str | None], str],
+    plugins: PluginLookup = no_plugins,
 ) -> dict[str, Any]:
     """Map one raw AnalyticsEvent to an EnrichedEvent dict.
 
@@ -50,10 +70,18 @@ def enrich(
     """
     context = raw["context"]
     source = raw["source"]
-    extension = context.get("extension_id") or context.get("extension") or ""
+    attrs = raw.get("attributes") or {}
+    extension_id = context.get("extension_id")
+    extension = extension_id or context.get("extension") or ""
     received_at = raw.get("received_at") or now_ms
-    attributes = {k: attribute_text(v) for k, v in context.get("extra", {}).items()}
-    attributes.update((k, attribute_text(v)) for k, v in raw.get("attributes", {}).items())
+    attributes = {k: attribute_text(v) for k, v in (context.get("extra") or {}).items()}
+    attributes.update((k, attribute_text(v)) for k, v in attrs.items())
+    plugin_id = normalise_plugin_id(context.get("plugin_id"))
+    info = plugins(plugin_id) if plugin_id != UNKNOWN_PLUGIN else None
+    action = raw["action"]
+    entity = entity_ref.parse(context.get("entity_ref"))
+    if not entity.name and action == "navigate":
+        entity = entity_ref.from_route_params(attrs)
     return {
         "event_id": raw["event_id"],
         "event_time": raw["event_time"],
@@ -63,16 +91,26 @@ def enrich(
         "frontend_system": frontend_system(source["frontend_system"], context),
         "session_id": raw["session_id"],
         "user_id": pseudonymize(raw.get("user_id")),
-        "plugin_id": normalise_plugin_id(context.get("plugin_id")),
+        "plugin_id": plugin_id,
+        "plugin_known": info is not None,
+        "plugin_title": info["title"] if info else "",
+        "plugin_owner": info["owner"] if info else "",
+        "plugin_lifecycle": info["lifecycle"] if info else "",
+        "plugin_package": info["package"] if info else "",
+        "plugin_category": info["category"] if info else "",
         "extension": extension,
+        "extension_kind": extension_kind(extension_id),
         "route_ref": context.get("route_ref") or "",
-        "action": raw["action"],
+        "action": action,
         "subject": raw["subject"],
         "value": raw.get("value"),
         "attributes": attributes,
-        "entity_ref": context.get("entity_ref") or "",
+        "entity_ref": str(entity) if entity.name else (context.get("entity_ref") or ""),
+        "entity_kind": entity.kind,
+        "entity_namespace": entity.namespace,
+        "entity_name": entity.name,
         "search_types": context.get("search_types") or "",
-        "is_page_view": raw["action"] == "navigate" and extension in APP_EXTENSIONS,
+        "is_page_view": action == "navigate" and extension in APP_EXTENSIONS,
         "source_partition": partition,
         "source_offset": offset,
     }

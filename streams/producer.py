@@ -1,7 +1,9 @@
 """High-volume producer of raw events (confluent-kafka).
 
 Key = session id (keeps a session in order, spreads load); Kafka timestamp = event time;
-value = the AnalyticsEvent in Avro single-object encoding. Idempotent producer, acks=all.
+value = an AnalyticsEvent, or an AnalyticsEventBatch of one session's events (what collectors
+ship, and far cheaper per event downstream), in Avro single-object encoding. Idempotent
+producer, acks=all.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from schemas import ANALYTICS_EVENT, Encoder, default_catalog
+from schemas import ANALYTICS_EVENT, ANALYTICS_EVENT_BATCH, Encoder, default_catalog
 from streams.errors import ProduceError
 
 
@@ -24,7 +26,9 @@ class EventProducer:
         config: dict[str, Any] | None = None,
     ) -> None:
         self.topic = topic
-        self._encode = encoder or Encoder(default_catalog().latest(ANALYTICS_EVENT))
+        catalog = default_catalog()
+        self._encode = encoder or Encoder(catalog.latest(ANALYTICS_EVENT))
+        self._encode_batch = Encoder(catalog.latest(ANALYTICS_EVENT_BATCH))
         conf: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
@@ -42,8 +46,18 @@ class EventProducer:
     def send(self, event: dict[str, Any]) -> None:
         self.send_raw(event["session_id"].encode(), self._encode(event), event["event_time"])
 
-    def send_raw(self, key: bytes | None, value: bytes, timestamp_ms: int | None = None) -> None:
-        """Publish pre-encoded bytes (used for replays and hostile inputs)."""
+    def send_batch(self, events: list[dict[str, Any]]) -> None:
+        """One message holding the events of one session (in their order)."""
+        session = events[0]["session_id"]
+        if any(e["session_id"] != session for e in events):
+            raise ValueError("a batch envelope holds the events of one session")
+        value = self._encode_batch({"events": events})
+        self.send_raw(session.encode(), value, events[0]["event_time"])
+
+    def send_raw(
+        self, key: bytes | None, value: bytes | None, timestamp_ms: int | None = None
+    ) -> None:
+        """Publish pre-encoded bytes (replays, hostile inputs, tombstones)."""
         kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": self._on_delivery}
         if timestamp_ms is not None:
             kwargs["timestamp"] = timestamp_ms
@@ -68,3 +82,23 @@ class EventProducer:
             self.delivered += 1
         else:
             self.failed.append(str(err))
+
+
+class SessionBatcher:
+    """Groups a stream of events into per-session batch envelopes of up to ``size`` events."""
+
+    def __init__(self, producer: EventProducer, size: int) -> None:
+        self._producer = producer
+        self._size = size
+        self._open: dict[str, list[dict[str, Any]]] = {}
+
+    def add(self, event: dict[str, Any]) -> None:
+        events = self._open.setdefault(event["session_id"], [])
+        events.append(event)
+        if len(events) >= self._size:
+            self._producer.send_batch(self._open.pop(event["session_id"]))
+
+    def flush(self) -> None:
+        for events in self._open.values():
+            self._producer.send_batch(events)
+        self._open.clear()

@@ -1,13 +1,19 @@
 """User pseudonymization: no raw user ref leaves the streams stage.
 
-Whatever a producer sends (an entity ref such as ``user:default/jane`` or an unsalted SHA-256
-of it, which anyone can recompute from a known ref) is replaced by HMAC-SHA-256 under a secret.
+Whatever a producer sends, an entity ref such as ``user:default/jane`` or an unsalted SHA-256
+of it (which anyone can recompute from a known ref, so it is keyed too), is replaced by
+HMAC-SHA-256 under a secret. A value already keyed by Pulse with the same secret (the collector
+does that) arrives tagged ``hmac-sha256:<64 hex>`` and passes through untagged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+
+PRE_KEYED_PREFIX = "hmac-sha256:"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class Pseudonymizer:
@@ -17,12 +23,20 @@ class Pseudonymizer:
         self._secret = secret
         self._cache: dict[str, str] = {}
 
+    def key(self, user_ref: str) -> str:
+        """The HMAC of a ref, tagged as pre-keyed (what a collector sends)."""
+        return PRE_KEYED_PREFIX + self(user_ref)
+
     def __call__(self, user_ref: str | None) -> str:
         if not user_ref:
             return ""
         digest = self._cache.get(user_ref)
         if digest is None:
-            digest = hmac.new(self._secret, user_ref.encode(), hashlib.sha256).hexdigest()
+            tail = user_ref[len(PRE_KEYED_PREFIX) :]
+            if user_ref.startswith(PRE_KEYED_PREFIX) and _HEX64.fullmatch(tail):
+                digest = tail
+            else:
+                digest = hmac.new(self._secret, user_ref.encode(), hashlib.sha256).hexdigest()
             if len(self._cache) < 100_000:  # users are few; bound it anyway
                 self._cache[user_ref] = digest
         return digest

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.validate import Limits
+
 
 class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PULSE_", extra="ignore")
@@ -18,6 +20,7 @@ class KafkaSettings(BaseSettings):
     topic_enriched: str = "pulse.events.enriched"
     topic_counts: str = "pulse.counts.1m"
     topic_dlq: str = "pulse.events.dlq"
+    topic_catalog: str = "pulse.catalog.plugins"
     partitions: int = Field(4, ge=1, description="partition count used when creating topics")
 
 
@@ -25,8 +28,35 @@ class WorkerSettings(KafkaSettings):
     app_id: str = Field("pulse-streams", description="faust app id = consumer group")
     user_id_secret: SecretStr = Field(..., description="HMAC key that pseudonymizes user ids")
     window_seconds: int = Field(60, ge=1)
-    emit_interval_s: float = Field(1.0, gt=0, description="how often changed counts are emitted")
+    window_retention_s: int = Field(3600, ge=0, description="late events within it correct counts")
+    flush_interval_s: float = Field(1.0, gt=0, description="state persisted, counts emitted")
+    max_unflushed_messages: int = Field(20_000, ge=1, description="flush early past this many")
+    dedup_horizon_s: int = Field(600, ge=0)
+    dedup_max_ids: int = Field(1_000_000, ge=1, description="bounds de-duplication memory")
+    max_message_bytes: int = 1_048_576
+    max_batch_events: int = Field(1000, ge=1, le=1024)
+    max_subject_bytes: int = 2048
+    max_field_bytes: int = 512
+    max_attributes: int = 64
+    max_attribute_key_bytes: int = 128
+    max_attribute_value_bytes: int = 1024
+    max_future_skew_s: int = 300
+    max_age_s: int = 7 * 24 * 3600
+    processing_guarantee: str = Field("at_least_once", pattern="^(at_least_once|exactly_once)$")
     data_dir: Path = Path(".pulse/streams")
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
     log_level: str = "info"
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_message_bytes=self.max_message_bytes,
+            max_batch_events=self.max_batch_events,
+            max_subject_bytes=self.max_subject_bytes,
+            max_field_bytes=self.max_field_bytes,
+            max_attributes=self.max_attributes,
+            max_attribute_key_bytes=self.max_attribute_key_bytes,
+            max_attribute_value_bytes=self.max_attribute_value_bytes,
+            max_future_skew_ms=self.max_future_skew_s * 1000,
+            max_age_ms=self.max_age_s * 1000,
+        )

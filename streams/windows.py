@@ -1,21 +1,31 @@
 """Event-time tumbling window counts, per source partition, replay-safe (pure).
 
-A window key is (window start, instance, plugin, extension, action, source partition). Each
-key's state holds its absolute count, the sum of ``value`` and the source offset of the last
-event counted. Offsets only grow within a partition, so an event at or below that offset was
-already counted (a replay after a crash or rebalance) and is skipped: counts stay exact under
-at-least-once delivery without transactions.
+A window key is (window start, instance, plugin, extension, action, source partition). Its state
+holds the absolute count, the sum of ``value`` and the *position* of the last event counted
+(source offset << 10 | index in the message's batch). Positions only grow within a partition,
+so an event at or below that position was already counted (a replay after a crash or a
+rebalance) and is skipped: counts stay exact under at-least-once delivery, without transactions.
+
+State lives in a key-value store (the worker's changelog-backed table); changes are collected
+as "dirty" keys and written out once per flush, not once per event.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+POSITION_BITS = 10
+MAX_BATCH_EVENTS = 1 << POSITION_BITS
 
 
-@dataclass(frozen=True)
-class WindowKey:
+def position(offset: int, index: int) -> int:
+    return (offset << POSITION_BITS) | index
+
+
+class WindowKey(NamedTuple):
     window_start: int
     instance_id: str
     plugin_id: str
@@ -24,18 +34,8 @@ class WindowKey:
     source_partition: int
 
     def encode(self) -> str:
-        """A stable, unambiguous string (table and message key)."""
-        return json.dumps(
-            [
-                self.window_start,
-                self.instance_id,
-                self.plugin_id,
-                self.extension,
-                self.action,
-                self.source_partition,
-            ],
-            separators=(",", ":"),
-        )
+        """A stable, unambiguous string (table key and message key)."""
+        return json.dumps(list(self), separators=(",", ":"))
 
     @classmethod
     def decode(cls, text: str) -> WindowKey:
@@ -57,13 +57,13 @@ def key_for(enriched: dict[str, Any], size_ms: int) -> WindowKey:
     )
 
 
-def apply(state: dict[str, Any] | None, offset: int, value: float | None) -> dict[str, Any] | None:
+def apply(state: dict[str, Any] | None, pos: int, value: float | None) -> dict[str, Any] | None:
     """The key's new state after counting one event, or None if it was counted already."""
-    if state is not None and offset <= state["offset"]:
+    if state is not None and pos <= state["offset"]:
         return None
     count = state["count"] if state else 0
     total = state["sum"] if state else 0.0
-    return {"count": count + 1, "sum": total + (value or 0.0), "offset": offset}
+    return {"count": count + 1, "sum": total + (value or 0.0), "offset": pos}
 
 
 def to_record(key: WindowKey, state: dict[str, Any], size_ms: int, now_ms: int) -> dict[str, Any]:
@@ -81,3 +81,74 @@ def to_record(key: WindowKey, state: dict[str, Any], size_ms: int, now_ms: int) 
         "version": state["offset"],
         "emitted_at": now_ms,
     }
+
+
+@dataclass
+class AddResult:
+    counted: bool
+    late: bool = False  # older than the retention: not counted, still forwarded
+    replay: bool = False
+
+
+class WindowCounter:
+    """Live window counts of the partitions this worker owns."""
+
+    def __init__(self, store: MutableMapping[str, Any], size_ms: int, retention_ms: int) -> None:
+        self.store = store
+        self.size_ms = size_ms
+        self.retention_ms = retention_ms
+        self.dirty: set[str] = set()
+        self.watermark: dict[int, int] = {}  # partition -> highest event time seen
+        self._index: dict[int, dict[int, set[str]]] = {}  # partition -> window start -> keys
+
+    def add(self, key: WindowKey, pos: int, value: float | None, event_time: int) -> AddResult:
+        p = key.source_partition
+        mark = self.watermark.get(p, 0)
+        if event_time > mark:
+            self.watermark[p] = mark = event_time
+        if key.window_start + self.size_ms + self.retention_ms <= mark:
+            return AddResult(counted=False, late=True)
+        text = key.encode()
+        state = apply(self.store.get(text), pos, value)
+        if state is None:
+            return AddResult(counted=False, replay=True)
+        self.store[text] = state
+        self._index.setdefault(p, {}).setdefault(key.window_start, set()).add(text)
+        self.dirty.add(text)
+        return AddResult(counted=True)
+
+    def expire(self) -> list[tuple[int, str]]:
+        """Drop windows older than the retention; return (partition, key) to delete."""
+        gone = []
+        for p, windows in self._index.items():
+            cutoff = self.watermark.get(p, 0) - self.size_ms - self.retention_ms
+            for start in [s for s in windows if s <= cutoff]:
+                for text in windows.pop(start):
+                    self.store.pop(text, None)
+                    self.dirty.discard(text)
+                    gone.append((p, text))
+        return gone
+
+    def take_dirty(self) -> list[tuple[str, dict[str, Any]]]:
+        out = [(k, self.store[k]) for k in self.dirty if k in self.store]
+        self.dirty.clear()
+        return out
+
+    def reindex(self, partitions: set[int]) -> int:
+        """Rebuild the expiry index from the store (after recovery); return keys indexed."""
+        n = 0
+        for text in list(self.store.keys()):
+            key = WindowKey.decode(text)
+            if key.source_partition in partitions:
+                windows = self._index.setdefault(key.source_partition, {})
+                windows.setdefault(key.window_start, set()).add(text)
+                n += 1
+        return n
+
+    def forget(self, partitions: set[int]) -> None:
+        for p in partitions:
+            self._index.pop(p, None)
+            self.watermark.pop(p, None)
+
+    def __len__(self) -> int:
+        return sum(len(keys) for windows in self._index.values() for keys in windows.values())

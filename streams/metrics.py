@@ -1,0 +1,65 @@
+"""Prometheus metrics of the streams worker (``pulse_streams_*``), served on ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class StreamsMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.messages_in = Counter(
+            "pulse_streams_messages_in_total", "Raw messages consumed.", ["topic"], registry=r
+        )
+        self.events_in = Counter(
+            "pulse_streams_events_in_total", "Events in decoded raw messages.", registry=r
+        )
+        self.events_out = Counter(
+            "pulse_streams_events_out_total", "Events forwarded, by topic.", ["topic"], registry=r
+        )
+        self.dead_letters = Counter(
+            "pulse_streams_dead_letters_total",
+            "Messages or events sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "pulse_streams_duplicate_events_total",
+            "Events dropped because their id was seen within the horizon.",
+            registry=r,
+        )
+        self.late = Counter(
+            "pulse_streams_late_events_total",
+            "Events older than the window retention: forwarded, not counted.",
+            registry=r,
+        )
+        self.replayed = Counter(
+            "pulse_streams_replayed_events_total",
+            "Events already counted before a restart or rebalance (skipped by position).",
+            registry=r,
+        )
+        self.counts_emitted = Counter(
+            "pulse_streams_window_counts_emitted_total", "Window count records sent.", registry=r
+        )
+        self.catalog_plugins = Gauge(
+            "pulse_streams_catalog_plugins", "Plugins in the catalog table.", registry=r
+        )
+        self.window_keys = Gauge(
+            "pulse_streams_window_keys", "Live window keys held by this worker.", registry=r
+        )
+        self.dedup_ids = Gauge(
+            "pulse_streams_dedup_ids", "Event ids held for de-duplication.", registry=r
+        )
+        self.processing = Histogram(
+            "pulse_streams_message_processing_seconds",
+            "Time to decode, validate, enrich and count one raw message.",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=r,
+        )
+        self.flush = Histogram(
+            "pulse_streams_flush_seconds",
+            "Time to persist state, emit counts and acknowledge messages.",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
