@@ -33,6 +33,7 @@ from streams.settings import WorkerSettings
 
 log = logging.getLogger("pulse.streams")
 RAW = faust.Schema(key_serializer="raw", value_serializer="raw")
+GAP_PATIENCE_S = 30.0
 
 
 def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> faust.App:
@@ -56,6 +57,10 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         value_serializer="raw",
         producer_acks=-1,
         stream_buffer_maxsize=8192,
+        # With standby replicas, a partition that moves from standby to active after a crash
+        # was seen to stay paused on Tansu (recovery "done", nothing fetched); recovering a new
+        # active partition from its changelog has no such problem and costs seconds.
+        table_standby_replicas=0,
     )
     raw_topic = app.topic(settings.topic_raw, schema=RAW)
     enriched_topic = app.topic(settings.topic_enriched, schema=RAW)
@@ -71,7 +76,7 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         "dedup-ids",
         default=None,
         partitions=settings.partitions,
-        schema=faust.Schema(key_serializer="json", value_serializer="raw"),
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
     metrics = StreamsMetrics()
     processor = Processor(
@@ -102,9 +107,10 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         processor.dedup.forget(processor.dedup.partitions() - owned)
         processor.counter.forget(set(processor.counter.watermark) - owned)
         loaded = processor.counter.reindex(owned)
+        to_load = owned - processor.dedup.partitions()  # partitions new to this worker
         for key, payload in list(dedup_table.data.items()):
             p = int(str(key).split(":", 1)[0])
-            if p in owned and p not in processor.dedup.partitions() and payload:
+            if p in to_load and payload:
                 processor.dedup.load(p, key, payload)
         # Counts whose emission a crash cut short: re-emitting is idempotent and a stale value
         # can never win (its version, a position, is lower), so emit every owned key again.
@@ -141,24 +147,81 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
     async def process(stream: StreamT[Any]) -> None:
         streams[:] = [stream]
         async for event in stream.noack().events():
-            if reload_state[0]:
-                reload_state[0] = False
-                async with flush_lock:
-                    await reload_after_recovery()
-            started = time.perf_counter()
             msg = event.message
-            outcome = processor.process(
-                msg.key, msg.value, list(msg.headers or []), msg.topic, msg.partition, msg.offset
-            )
-            if outcome.enriched is not None:
-                await enriched_topic.send(key=msg.key, value=outcome.enriched)
-                metrics.events_out.labels(settings.topic_enriched).inc(outcome.events_out)
-            for dead in outcome.dead_letters:
-                await dlq_topic.send(key=dead.key, value=dead.value, headers=dead.headers)
-            metrics.processing.observe(time.perf_counter() - started)
-            pending.append(event)
+            if not await in_sequence(msg):
+                continue  # faust skipped messages: re-read from where we are (see below)
+            # Processing and sending are one step under the flush lock: a flush must never
+            # persist an event's id (or count) before the event itself is in the producer.
+            async with flush_lock:
+                if reload_state[0]:
+                    reload_state[0] = False
+                    await reload_after_recovery()
+                started = time.perf_counter()
+                outcome = processor.process(
+                    msg.key,
+                    msg.value,
+                    list(msg.headers or []),
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                )
+                if outcome.enriched is not None:
+                    await enriched_topic.send(key=msg.key, value=outcome.enriched)
+                    metrics.events_out.labels(settings.topic_enriched).inc(outcome.events_out)
+                for dead in outcome.dead_letters:
+                    await dlq_topic.send(key=dead.key, value=dead.value, headers=dead.headers)
+                metrics.processing.observe(time.perf_counter() - started)
+                pending.append(event)
             if len(pending) >= settings.max_unflushed_messages:
                 await flush()
+
+    # The raw topic is neither compacted nor transactional, so offsets within a partition are
+    # contiguous and a jump means messages were skipped. That happens with faust: at a
+    # rebalance it drops fetched messages from the stream buffer, and its consumer can then
+    # resume past them and count them as a "gap" it commits over (seen on Tansu, dropping runs
+    # of 8-40 messages per partition). So each partition's next offset is tracked (from the
+    # committed position after an assignment). On a jump the agent seeks back and, until the
+    # missing offset arrives, drops the messages faust had already fetched past it (they come
+    # again, in order). A jump that outlasts GAP_PATIENCE_S is taken as real.
+    next_offset: dict[Any, int] = {}
+    seeking: dict[Any, tuple[int, float]] = {}
+
+    async def in_sequence(msg: Any) -> bool:
+        tp, offset = msg.tp, msg.offset
+        target = seeking.get(tp)
+        if target is not None:
+            wanted, since = target
+            if offset > wanted and time.monotonic() - since < GAP_PATIENCE_S:
+                return False  # fetched before the seek: it will be delivered again
+            if offset >= wanted:
+                del seeking[tp]
+                if offset > wanted:
+                    log.error(
+                        "offsets %s-%s of %s[%s] did not come back; continuing",
+                        wanted,
+                        offset - 1,
+                        msg.topic,
+                        msg.partition,
+                    )
+                next_offset[tp] = offset + 1
+            return True  # below the target: an old message again, replay-safe
+        expected = next_offset.get(tp)
+        if expected is None:
+            expected = app.consumer._committed_offset.get(tp)  # where faust's seek put us
+        if expected is not None and offset > expected:
+            seeking[tp] = (expected, time.monotonic())
+            metrics.offset_gaps.inc()
+            log.warning(
+                "offsets %s-%s of %s[%s] were skipped by the consumer; re-reading",
+                expected,
+                offset - 1,
+                msg.topic,
+                msg.partition,
+            )
+            await app.consumer.seek(tp, expected)
+            return False
+        next_offset[tp] = max(offset + 1, expected or 0)
+        return True
 
     @app.timer(interval=settings.flush_interval_s)
     async def flush_on_timer() -> None:
@@ -176,6 +239,8 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
     @app.on_rebalance_complete.connect
     async def reload_after_rebalance(sender: Any, **_: Any) -> None:
         reload_state[0] = True
+        next_offset.clear()  # positions restart at the committed offsets
+        seeking.clear()
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Response:

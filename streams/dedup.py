@@ -1,11 +1,14 @@
 """Per-partition de-duplication of event ids within an event-time horizon (pure).
 
-Events are keyed by session, so a re-sent event (client or collector retry, replay) lands on the
-partition of its first copy. Each partition keeps the ids it saw, in chunks of one flush
-interval; a chunk is persisted once (to the worker's changelog-backed table) when the flush
-that created it runs, and deleted when its newest event falls out of the horizon behind the
-partition's event-time watermark. Memory is bounded by ``max_ids``: past it the oldest chunks go
-early (counted in ``evicted_early``), so the horizon shrinks instead of memory growing.
+Events are keyed by session, so a re-sent event (client or collector retry) lands on the
+partition of its first copy. Each partition keeps the ids it saw with their *position* (source
+offset and index in the message): the same id at the same position is a replay of the same
+message after a restart (it may still need counting), the same id at another position is a
+duplicate (dropped). Ids are kept in chunks of one flush interval; a chunk is persisted once
+(to the worker's changelog-backed table) by the flush that creates it, and deleted when its
+newest event falls out of the horizon behind the partition's event-time watermark. Memory is
+bounded by ``max_ids``: past it the oldest chunks go early (counted in ``evicted_early``), so the
+horizon shrinks instead of memory growing.
 
 In memory an id is its 64-bit ``hash`` (a collision, about 1e-8 per million live ids, would
 drop one event as a duplicate); chunks persist the ids themselves.
@@ -13,8 +16,15 @@ drop one event as a duplicate); chunks persist the ids themselves.
 
 from __future__ import annotations
 
+import enum
 from collections import deque
 from dataclasses import dataclass, field
+
+
+class Seen(enum.Enum):
+    NEW = "new"
+    REPLAY = "replay"  # this very message again (redelivery after a crash or rebalance)
+    DUPLICATE = "duplicate"  # the same event in another message (a retry)
 
 
 @dataclass
@@ -26,20 +36,24 @@ class _Chunk:
 
 @dataclass
 class _Partition:
-    seen: set[int] = field(default_factory=set)
+    seen: dict[int, int] = field(default_factory=dict)  # hash -> position
     chunks: deque[_Chunk] = field(default_factory=deque)
-    pending: list[str] = field(default_factory=list)
-    pending_first: int = -1  # position of the first pending id
+    pending: list[tuple[str, int]] = field(default_factory=list)  # (id, position)
     pending_newest: int = 0
 
 
-def encode_chunk(newest: int, ids: list[str]) -> bytes:
-    return ("\n".join([str(newest), *ids])).encode()
+def encode_chunk(newest: int, entries: list[tuple[str, int]]) -> str:
+    """A chunk as one string (a JSON-safe table value): newest event time, then id,position."""
+    return "\n".join([str(newest), *(f"{i},{p}" for i, p in entries)])
 
 
-def decode_chunk(payload: bytes) -> tuple[int, list[str]]:
-    newest, *ids = payload.decode().split("\n")
-    return int(newest), ids
+def decode_chunk(payload: str) -> tuple[int, list[tuple[str, int]]]:
+    newest, *lines = payload.split("\n")
+    entries = []
+    for line in lines:
+        event_id, _, pos = line.rpartition(",")
+        entries.append((event_id, int(pos)))
+    return int(newest), entries
 
 
 class Deduplicator:
@@ -50,31 +64,31 @@ class Deduplicator:
         self.evicted_early = 0
         self._parts: dict[int, _Partition] = {}
 
-    def seen(self, partition: int, event_id: str, event_time: int, pos: int) -> bool:
-        """True if the id was seen (a duplicate); else remember it and return False."""
+    def check(self, partition: int, event_id: str, event_time: int, pos: int) -> Seen:
+        """Whether the id was seen; a new id is remembered."""
         part = self._parts.get(partition)
         if part is None:
             part = self._parts[partition] = _Partition()
         h = hash(event_id)
-        if h in part.seen:
-            return True
-        part.seen.add(h)
-        if not part.pending:
-            part.pending_first = pos
-        part.pending.append(event_id)
+        first = part.seen.get(h)
+        if first is not None:
+            return Seen.REPLAY if first == pos else Seen.DUPLICATE
+        part.seen[h] = pos
+        part.pending.append((event_id, pos))
         if event_time > part.pending_newest:
             part.pending_newest = event_time
         self.size += 1
-        return False
+        return Seen.NEW
 
-    def take_chunks(self) -> list[tuple[int, str, bytes]]:
+    def take_chunks(self) -> list[tuple[int, str, str]]:
         """Close the ids seen since the last call into chunks: (partition, key, payload)."""
         out = []
         for p, part in self._parts.items():
             if not part.pending:
                 continue
-            key = f"{p}:{part.pending_first}"
-            part.chunks.append(_Chunk(key, part.pending_newest, [hash(i) for i in part.pending]))
+            key = f"{p}:{part.pending[0][1]}"
+            hashes = [hash(i) for i, _ in part.pending]
+            part.chunks.append(_Chunk(key, part.pending_newest, hashes))
             out.append((p, key, encode_chunk(part.pending_newest, part.pending)))
             part.pending = []
             part.pending_newest = 0
@@ -97,19 +111,24 @@ class Deduplicator:
 
     def _drop_oldest(self, part: _Partition) -> str:
         chunk = part.chunks.popleft()
-        part.seen.difference_update(chunk.hashes)
-        self.size -= len(chunk.hashes)
+        for h in chunk.hashes:
+            if part.seen.pop(h, None) is not None:
+                self.size -= 1
         return chunk.key
 
-    def load(self, partition: int, key: str, payload: bytes) -> None:
+    def load(self, partition: int, key: str, payload: str) -> None:
         """Restore a persisted chunk (after recovery). Chunks may come in any order."""
-        newest, ids = decode_chunk(payload)
+        newest, entries = decode_chunk(payload)
         part = self._parts.setdefault(partition, _Partition())
-        hashes = [hash(i) for i in ids]
-        part.seen.update(hashes)
+        hashes = []
+        for event_id, pos in entries:
+            h = hash(event_id)
+            hashes.append(h)
+            if h not in part.seen:
+                part.seen[h] = pos
+                self.size += 1
         part.chunks.append(_Chunk(key, newest, hashes))
         part.chunks = deque(sorted(part.chunks, key=lambda c: int(c.key.split(":")[1])))
-        self.size += len(hashes)
 
     def forget(self, partitions: set[int]) -> None:
         for p in partitions:

@@ -36,7 +36,12 @@ class StreamsMetrics:
         )
         self.replayed = Counter(
             "pulse_streams_replayed_events_total",
-            "Events already counted before a restart or rebalance (skipped by position).",
+            "Events of messages redelivered after a restart or rebalance, already forwarded.",
+            registry=r,
+        )
+        self.offset_gaps = Counter(
+            "pulse_streams_offset_gaps_total",
+            "Times the consumer skipped raw offsets and the worker re-read them.",
             registry=r,
         )
         self.counts_emitted = Counter(

@@ -38,6 +38,22 @@ def scalar(sql: str, default: int = 0) -> int:
     return int(next(iter(rows[0].values()))) if rows else default
 
 
+def wait_count(sql: str, n: int, timeout_s: float, what: str) -> None:
+    """Poll ``sql`` (one number) until it reaches ``n``; fail showing the last value."""
+    seen = []
+
+    def reached() -> bool:
+        seen.append(scalar(sql))
+        return seen[-1] >= n
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if reached():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}: {seen[-1]} of {n}")
+
+
 def expected_counts(events: list[dict]) -> dict[tuple, tuple[int, float]]:
     """Window counts computed straight from the produced events (not by Pulse's code)."""
     counts: dict[tuple, list] = defaultdict(lambda: [0, 0.0])

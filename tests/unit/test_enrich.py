@@ -102,3 +102,53 @@ def test_pseudonymizer_rejects_short_secrets():
 def test_source_coordinates_are_kept():
     out = _enrich(_raw())
     assert (out["source_partition"], out["source_offset"]) == (3, 17)
+
+
+@pytest.mark.parametrize(
+    ("extension_id", "kind"),
+    [("page:catalog", "page"), ("entity-card:catalog/about", "entity-card"),
+     ("nav-item:search", "nav-item"), ("app", ""), (None, ""), ("CatalogIndexPage", "")],
+)  # fmt: skip
+def test_extension_kind_from_new_system_ids(extension_id, kind):
+    assert _enrich(_raw(extension_id=extension_id, extension=None))["extension_kind"] == kind
+
+
+def test_legacy_extension_names_are_kept():
+    out = _enrich(_raw(extension="EntityAboutCard", extension_id=None))
+    assert (out["extension"], out["extension_kind"]) == ("EntityAboutCard", "")
+
+
+def test_entity_from_entity_ref_and_from_navigate_route_params():
+    out = _enrich(_raw(entity_ref="Template:Default/react-ssr"))
+    assert (out["entity_kind"], out["entity_namespace"], out["entity_name"]) == (
+        "template", "default", "react-ssr")  # fmt: skip
+    assert out["entity_ref"] == "template:default/react-ssr"
+    raw = _raw(entity_ref=None)
+    raw["action"] = "navigate"
+    raw["attributes"] = {"kind": "Component", "namespace": "default", "name": "artist-lookup"}
+    out = _enrich(raw)
+    assert out["entity_ref"] == "component:default/artist-lookup"
+    raw["action"] = "click"  # route params only count on page views
+    assert _enrich(raw)["entity_ref"] == ""
+
+
+def test_plugin_metadata_from_the_catalog():
+    info = {"id": "catalog", "title": "Software Catalog", "owner": "group:default/platform",
+            "lifecycle": "production", "package": "@backstage/plugin-catalog",
+            "category": "core", "tags": []}  # fmt: skip
+    raw = _raw(plugin_id="Catalog")
+    out = enrich(raw, partition=0, offset=0, now_ms=raw["event_time"],
+                 pseudonymize=Pseudonymizer(SECRET), plugins={"catalog": info}.get)  # fmt: skip
+    assert out["plugin_known"] is True
+    assert (out["plugin_title"], out["plugin_owner"], out["plugin_package"]) == (
+        "Software Catalog", "group:default/platform", "@backstage/plugin-catalog")  # fmt: skip
+    other = _enrich(_raw(plugin_id="no-such-plugin"))
+    assert other["plugin_known"] is False and other["plugin_title"] == ""
+
+
+def test_pre_keyed_ids_pass_through_untagged():
+    p = Pseudonymizer(SECRET)
+    tagged = p.key("user:default/jane")
+    assert tagged.startswith("hmac-sha256:")
+    assert p(tagged) == p("user:default/jane")
+    assert p("hmac-sha256:not-hex") != "not-hex"  # a bad tag is keyed like anything else
