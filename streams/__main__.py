@@ -190,6 +190,36 @@ def worker() -> None:
         catalog.stop()
 
 
+@cli.command()
+@click.option("--events", default=200_000, show_default=True)
+@click.option("--batch", default=50, show_default=True, help="Events per envelope.")
+@click.option("--partitions", default=4, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+@click.option("--quix/--no-quix", default=True, help="Also run the Quix Streams peer.")
+@click.option("--window-keys", default=100_000, show_default=True, help="For the RSS probe.")
+@click.option(
+    "--quix-venv",
+    type=click.Path(path_type=Path),
+    default=Path(".pulse/bench/quix-venv"),
+    show_default=True,
+)
+def bench(
+    events: int,
+    batch: int,
+    partitions: int,
+    seed: int,
+    quix: bool,
+    window_keys: int,
+    quix_venv: Path,
+) -> None:
+    """Throughput of the streams job next to Quix Streams on the same input, same run."""
+    from streams.bench import result_line, run
+
+    logging.getLogger().setLevel(logging.WARNING)
+    results = run(events, batch, partitions, seed, quix, window_keys, quix_venv)
+    click.echo(result_line(results))
+
+
 @cli.group()
 def catalog() -> None:
     """The plugin catalog (compacted topic PULSE_TOPIC_CATALOG)."""

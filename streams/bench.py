@@ -1,0 +1,260 @@
+"""``python -m streams bench``: the streams job's throughput next to Quix Streams, same run.
+
+One embedded broker; the same input messages (batch envelopes of real-looking traffic) go to
+two topics. The Pulse worker (a separate process, as deployed) and a Quix Streams
+implementation of the same job (``bench_quix``, in its own virtualenv) each consume theirs.
+Rates are taken between 10% and 95% of the events (start-up and the group join excluded);
+peak RSS is the worker's VmHWM. A separate probe measures RSS with N live window keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.broker import EmbeddedBroker, free_port
+from streams.producer import EventProducer, SessionBatcher
+from streams.traffic import Traffic, TrafficConfig
+
+REPO = Path(__file__).resolve().parents[1]
+QUIX_REQUIREMENTS = ["quixstreams==3.28.1", "fastavro==1.13.1"]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def _topics(admin: AdminClient, names: list[str], partitions: int) -> None:
+    config = {"retention.ms": "604800000", "retention.bytes": "-1"}  # Quix reads these
+    for future in admin.create_topics(
+        [NewTopic(n, partitions, 1, config=config) for n in names]
+    ).values():
+        future.result()
+
+
+def _messages(events: int, batch: int, seed: int) -> list[tuple[bytes, bytes, int]]:
+    now = int(time.time() * 1000)
+    config = TrafficConfig(
+        seed=seed,
+        start_ms=now - 3_000_000,
+        mean_gap_ms=2_900_000 / events,
+        late_fraction=0.02,
+        duplicate_fraction=0.0,
+    )
+    out: list[tuple[bytes, bytes, int]] = []
+
+    class Collect:
+        def send_batch(self, evs: list[dict]) -> None:
+            from schemas import ANALYTICS_EVENT_BATCH, Encoder, default_catalog
+
+            encode = Encoder(default_catalog().latest(ANALYTICS_EVENT_BATCH))
+            out.append(
+                (evs[0]["session_id"].encode(), encode({"events": evs}), evs[0]["event_time"])
+            )
+
+    batcher = SessionBatcher(Collect(), batch)  # type: ignore[arg-type]
+    for event in Traffic(config).take(events):
+        batcher.add(event)
+    batcher.flush()
+    return out
+
+
+def _publish(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes, int]]) -> None:
+    producer = EventProducer(bootstrap, topic)
+    for key, value, ts in messages:
+        producer.send_raw(key, value, ts)
+    producer.flush()
+
+
+def _run_pulse(
+    bootstrap: str, tag: str, events: int, partitions: int, workdir: Path
+) -> tuple[float, float]:
+    web = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
+    env.update(
+        {
+            "PULSE_KAFKA_BOOTSTRAP": bootstrap,
+            "PULSE_TOPIC_RAW": f"raw-pulse-{tag}",
+            "PULSE_TOPIC_ENRICHED": f"enriched-pulse-{tag}",
+            "PULSE_TOPIC_COUNTS": f"counts-pulse-{tag}",
+            "PULSE_TOPIC_DLQ": f"dlq-pulse-{tag}",
+            "PULSE_TOPIC_CATALOG": f"catalog-{tag}",
+            "PULSE_APP_ID": f"bench-{tag}",
+            "PULSE_PARTITIONS": str(partitions),
+            "PULSE_USER_ID_SECRET": "benchmark-secret-0123456789",
+            "PULSE_WEB_PORT": str(web),
+            "PULSE_DATA_DIR": str(workdir / "pulse"),
+            "PULSE_LOG_LEVEL": "warning",
+        }
+    )
+    log = open(workdir / "pulse-worker.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams", "worker"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    marks: dict[str, float] = {}
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and "t95" not in marks:
+            time.sleep(0.1)
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited {proc.returncode}; see {workdir}")
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics", timeout=2).read()
+            except OSError:
+                continue
+            match = re.search(rb"^pulse_streams_events_in_total (\S+)", text, re.M)
+            n = float(match.group(1)) if match else 0.0
+            if n >= events * 0.10 and "t10" not in marks:
+                marks["t10"] = time.time() - 0.05
+                marks["n10"] = n
+            if n >= events * 0.95 and "t10" in marks:
+                marks["t95"] = time.time() - 0.05
+                marks["n95"] = n
+        rate = (marks["n95"] - marks["n10"]) / (marks["t95"] - marks["t10"])
+        return rate, _peak_rss_mb(proc.pid)
+    finally:
+        _stop(proc)
+
+
+def quix_python(venv: Path) -> Path:
+    """A virtualenv with Quix Streams, created on first use (pip, from the package index)."""
+    python = venv / "bin" / "python"
+    marker = venv / ".pulse-requirements"
+    wanted = " ".join(QUIX_REQUIREMENTS)
+    if not (python.exists() and marker.exists() and marker.read_text() == wanted):
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *QUIX_REQUIREMENTS], check=True)
+        marker.write_text(wanted)
+    return python
+
+
+def _run_quix(
+    python: Path, bootstrap: str, tag: str, events: int, workdir: Path
+) -> tuple[float, float]:
+    cmd = [
+        str(python),
+        "-m",
+        "streams.bench_quix",
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        f"raw-quix-{tag}",
+        "--out",
+        f"enriched-quix-{tag}",
+        "--counts",
+        f"counts-quix-{tag}",
+        "--group",
+        f"quix-{tag}",
+        "--state-dir",
+        str(workdir / "quix-state"),
+        "--events",
+        str(events),
+    ]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    log = open(workdir / "quix.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            match = re.match(r"QUIX t10=(\S+) t95=(\S+)", line)
+            if match:
+                t10, t95 = float(match.group(1)), float(match.group(2))
+                return events * 0.85 / (t95 - t10), _peak_rss_mb(proc.pid)
+        raise RuntimeError(f"Quix job exited {proc.wait()}; see {workdir / 'quix.log'}")
+    finally:
+        _stop(proc)
+
+
+def window_keys_rss(keys: int) -> float:
+    """Peak RSS (MB) of a process holding ``keys`` live window keys in a Processor."""
+    code = f"""
+import re, time
+from pathlib import Path
+from streams import windows
+from streams.processor import Processor
+from streams.validate import Limits
+p = Processor(secret=b"x" * 32, limits=Limits(), window_ms=60_000, retention_ms=3_600_000,
+              dedup_horizon_ms=600_000, dedup_max_ids=1_000_000, counts_store={{}})
+now = int(time.time() * 1000)
+for i in range({keys}):
+    key = windows.WindowKey(now - now % 60_000 - (i % 60) * 60_000, "backstage.acme.internal",
+                            "plugin-" + str(i % 50), "page:extension-" + str(i), "navigate", i % 4)
+    p.counter.add(key, i, 1.0, now)
+p.flush()
+assert len(p.counter) == {keys}, len(p.counter)
+print(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip()) / 1024
+
+
+def run(
+    events: int, batch: int, partitions: int, seed: int, quix: bool, keys: int, quix_venv: Path
+) -> dict[str, float]:
+    tag = f"{int(time.time())}"
+    results: dict[str, float] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="pulse-bench-") as tmp,
+        EmbeddedBroker(port=free_port()) as broker,
+    ):
+        workdir = Path(tmp)
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        _topics(admin, [f"raw-pulse-{tag}", f"raw-quix-{tag}"], partitions)
+        messages = _messages(events, batch, seed)
+        print(
+            f"input: {events} events in {len(messages)} messages ({batch} per envelope), "
+            f"{sum(len(v) for _, v, _ in messages) / events:.0f} B/event",
+            flush=True,
+        )
+        _publish(broker.bootstrap, f"raw-pulse-{tag}", messages)
+        if quix:
+            _publish(broker.bootstrap, f"raw-quix-{tag}", messages)
+        rate, rss = _run_pulse(broker.bootstrap, tag, events, partitions, workdir)
+        print(f"pulse: {rate:,.0f} events/s, peak RSS {rss:.0f} MB", flush=True)
+        results.update(streams=rate, rss_mb=rss)
+        if quix:
+            qrate, qrss = _run_quix(quix_python(quix_venv), broker.bootstrap, tag, events, workdir)
+            print(f"quix:  {qrate:,.0f} events/s, peak RSS {qrss:.0f} MB", flush=True)
+            results.update(quix=qrate)
+    results["keys_rss_mb"] = window_keys_rss(keys)
+    print(f"window state: {keys:,} live window keys -> peak RSS {results['keys_rss_mb']:.0f} MB")
+    return results
+
+
+def result_line(results: dict[str, float]) -> str:
+    quix = results.get("quix")
+    ratio = results["streams"] / quix if quix else float("nan")
+    return (
+        f"RESULT streams={results['streams']:.0f} quix={quix or float('nan'):.0f} "
+        f"ratio={ratio:.2f} rss_mb={results['rss_mb']:.0f}"
+    )
+
+
+def dump(results: dict[str, float]) -> str:
+    return json.dumps(results)
