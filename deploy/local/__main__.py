@@ -5,6 +5,7 @@ sink (which applies migrations, owns the embedded chDB and serves read-only SQL)
 generator. Every process waits for what it needs, so start order does not matter. Ctrl-C stops
 them all (SIGTERM, then SIGKILL after 5 s). The broker keeps messages in memory, so every run
 starts from empty topics; ClickHouse data is reset to match unless ``--keep-data`` is given.
+The traffic process publishes ``deploy/catalog/plugins.yaml`` to the catalog topic first.
 """
 
 from __future__ import annotations
@@ -84,7 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         "sink": f"exec {py} -m sinks run",
     }
     if not args.no_traffic:
-        processes["traffic"] = f"exec {py} -m streams produce --rate {args.rate} --no-progress"
+        # The demo publishes the example plugin catalog first, then traffic in envelopes of up to
+        # 20 events per session, flushed every second, as the browser module ships them.
+        catalog = shlex.quote(str(Path(__file__).parents[1] / "catalog" / "plugins.yaml"))
+        processes["traffic"] = (
+            f"{py} -m streams catalog sync {catalog} && "
+            f"exec {py} -m streams produce --rate {args.rate} --batch 20 --no-progress"
+        )
 
     print(f"Pulse local stack: Kafka 127.0.0.1:{args.kafka_port}, ClickHouse (chDB) in {data}")
     print(f'Query it: {sys.executable} -m sinks sql "SELECT count() FROM pulse.events"')

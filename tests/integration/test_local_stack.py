@@ -52,6 +52,8 @@ def test_stack_comes_up_grows_and_stops_cleanly(tmp_path):
         first = wait_for(lambda: count(url, "events"), 60, "events in ClickHouse")
         wait_for(lambda: count(url, "events") > first, 30, "events to keep growing")
         wait_for(lambda: count(url, "counts_1m") > 0, 30, "window counts")
+        known = query_via_server(url, "SELECT countIf(plugin_known) FROM pulse.events", "TSV")
+        assert int(known) > 0  # the example catalog was published and read
         assert (data / "user-id-secret").stat().st_mode & 0o077 == 0
     finally:
         stack.send_signal(signal.SIGINT)
