@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint unit integration bench clean
+.PHONY: install run test test-faults lint unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ integration: $(STAMP)
 	$(PY) -m pytest tests/integration -q
 
 test: lint
-	$(PY) -m pytest tests -q -p no:cacheprovider
+	$(PY) -m pytest tests -q -p no:cacheprovider -m "not faults"
+
+# Fault injection that is not yet reliable enough for CI (see tests/integration/test_streams_faults.py).
+test-faults: $(STAMP)
+	$(PY) -m pytest tests -q -p no:cacheprovider -m faults
 
 clean:
 	rm -rf $(VENV) .pulse

@@ -13,9 +13,14 @@ ANALYTICS_EVENT_BATCH = "pulse.v1.AnalyticsEventBatch"
 ENRICHED_EVENT = "pulse.v1.EnrichedEvent"
 ENRICHED_EVENT_BATCH = "pulse.v1.EnrichedEventBatch"
 WINDOW_COUNT = "pulse.v1.WindowCount"
+WINDOW_COUNT_BATCH = "pulse.v1.WindowCountBatch"
 PLUGIN_INFO = "pulse.v1.PluginInfo"
 # Batch envelope -> the record its `events` array holds.
-BATCH_ITEMS = {ANALYTICS_EVENT_BATCH: ANALYTICS_EVENT, ENRICHED_EVENT_BATCH: ENRICHED_EVENT}
+BATCH_ITEMS = {
+    ANALYTICS_EVENT_BATCH: ANALYTICS_EVENT,
+    ENRICHED_EVENT_BATCH: ENRICHED_EVENT,
+    WINDOW_COUNT_BATCH: WINDOW_COUNT,
+}
 
 __all__ = [
     "ANALYTICS_EVENT",
@@ -25,6 +30,7 @@ __all__ = [
     "ENRICHED_EVENT_BATCH",
     "PLUGIN_INFO",
     "WINDOW_COUNT",
+    "WINDOW_COUNT_BATCH",
     "Catalog",
     "Decoded",
     "Decoder",

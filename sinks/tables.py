@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas import ENRICHED_EVENT, ENRICHED_EVENT_BATCH, WINDOW_COUNT
+from schemas import ENRICHED_EVENT, ENRICHED_EVENT_BATCH, WINDOW_COUNT, WINDOW_COUNT_BATCH
 from sinks.settings import SinkSettings
 
 
@@ -19,6 +19,7 @@ class TableSpec:
     record: str  # Avro full name of one row's record
     columns: tuple[str, ...]
     batch: str | None = None  # Avro full name of a batch envelope of such records, if any
+    batch_field: str = "events"  # the envelope's array field
 
 
 EVENT_COLUMNS = (
@@ -40,5 +41,12 @@ def table_specs(settings: SinkSettings) -> dict[str, TableSpec]:
         "events": TableSpec(
             "events", settings.topic_enriched, ENRICHED_EVENT, EVENT_COLUMNS, ENRICHED_EVENT_BATCH
         ),
-        "counts_1m": TableSpec("counts_1m", settings.topic_counts, WINDOW_COUNT, COUNT_COLUMNS),
+        "counts_1m": TableSpec(
+            "counts_1m",
+            settings.topic_counts,
+            WINDOW_COUNT,
+            COUNT_COLUMNS,
+            WINDOW_COUNT_BATCH,
+            "counts",
+        ),
     }

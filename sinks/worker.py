@@ -107,7 +107,7 @@ class TableSink:
             self._dead_letter(msg, exc.reason, str(exc))
             return
         if decoded.writer.name == self.spec.batch:
-            for index, record in enumerate(decoded.record["events"]):
+            for index, record in enumerate(decoded.record[self.spec.batch_field]):
                 self._batch.add(record, (msg, index, record))
         else:
             self._batch.add(decoded.record, (msg, None, decoded.record))

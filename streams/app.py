@@ -34,6 +34,7 @@ from streams.settings import WorkerSettings
 log = logging.getLogger("pulse.streams")
 RAW = faust.Schema(key_serializer="raw", value_serializer="raw")
 GAP_PATIENCE_S = 30.0
+SEEK_RETRY_S = 2.0
 
 
 def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> faust.App:
@@ -114,8 +115,7 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
                 processor.dedup.load(p, key, payload)
         # Counts whose emission a crash cut short: re-emitting is idempotent and a stale value
         # can never win (its version, a position, is lower), so emit every owned key again.
-        texts = [k for k in counts_table.data if _partition_of(k) in owned]
-        for key, value in processor.count_records(texts):
+        for key, value in processor.count_records(owned):
             await counts_topic.send(key=key, value=value)
         log.info(
             "state loaded: %d window keys, %d dedup ids, partitions %s",
@@ -131,13 +131,13 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
             pending.clear()
             result = processor.flush()  # synchronous snapshot of every change so far
             await app.producer.flush()  # 1. what was forwarded is delivered
-            for p, key, state in result.count_states:  # 2. state, once per changed key
-                counts_table.send_changelog(p, key, state)
+            for p, bucket, states in result.count_states:  # 2. state, once per changed bucket
+                counts_table.send_changelog(p, bucket, states)
             for p, key, payload in result.dedup_chunks:
                 dedup_table.send_changelog(p, key, payload)
             for key, value in result.count_records:  # 3. absolute counts
                 await counts_topic.send(key=key, value=value)
-            metrics.counts_emitted.inc(len(result.count_records))
+            metrics.counts_emitted.inc(len(result.count_records))  # messages
             for event in batch:  # 4. now the offsets may be committed
                 await streams[0].ack(event)
             metrics.catalog_plugins.set(len(plugins) if hasattr(plugins, "__len__") else 0)
@@ -185,6 +185,7 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
     # again, in order). A jump that outlasts GAP_PATIENCE_S is taken as real.
     next_offset: dict[Any, int] = {}
     seeking: dict[Any, tuple[int, float]] = {}
+    last_seek: dict[Any, float] = {}
 
     async def in_sequence(msg: Any) -> bool:
         tp, offset = msg.tp, msg.offset
@@ -195,6 +196,7 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
                 return False  # fetched before the seek: it will be delivered again
             if offset >= wanted:
                 del seeking[tp]
+                last_seek.pop(tp, None)
                 if offset > wanted:
                     log.error(
                         "offsets %s-%s of %s[%s] did not come back; continuing",
@@ -219,13 +221,22 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
                 msg.partition,
             )
             await app.consumer.seek(tp, expected)
+            last_seek[tp] = time.monotonic()
             return False
         next_offset[tp] = max(offset + 1, expected or 0)
         return True
 
     @app.timer(interval=settings.flush_interval_s)
     async def flush_on_timer() -> None:
-        if streams and (pending or processor.counter.dirty):
+        # A seek issued while faust was still settling a rebalance was seen to be lost, and the
+        # agent cannot act while nothing arrives: repeat seeks that brought nothing back.
+        now = time.monotonic()
+        for tp, (wanted, _) in list(seeking.items()):
+            if now - last_seek.get(tp, 0.0) > SEEK_RETRY_S:
+                log.info("re-seeking %s[%s] to %s", tp.topic, tp.partition, wanted)
+                await app.consumer.seek(tp, wanted)
+                last_seek[tp] = now
+        if streams and (pending or processor.counter.dirty_buckets):
             await flush()
 
     @app.on_partitions_revoked.connect
@@ -241,6 +252,7 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         reload_state[0] = True
         next_offset.clear()  # positions restart at the committed offsets
         seeking.clear()
+        last_seek.clear()
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Response:
@@ -249,8 +261,3 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         )
 
     return app
-
-
-def _partition_of(text: str) -> int:
-    # Window keys are JSON lists ending in the source partition.
-    return int(text.rsplit(",", 1)[1].rstrip("]"))

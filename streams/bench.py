@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -121,7 +120,8 @@ def _run_pulse(
         while time.monotonic() < deadline and "t95" not in marks:
             time.sleep(0.1)
             if proc.poll() is not None:
-                raise RuntimeError(f"worker exited {proc.returncode}; see {workdir}")
+                tail = (workdir / "pulse-worker.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"worker exited {proc.returncode}:\n{tail}")
             try:
                 text = urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics", timeout=2).read()
             except OSError:
@@ -219,11 +219,10 @@ def run(
 ) -> dict[str, float]:
     tag = f"{int(time.time())}"
     results: dict[str, float] = {}
-    with (
-        tempfile.TemporaryDirectory(prefix="pulse-bench-") as tmp,
-        EmbeddedBroker(port=free_port()) as broker,
-    ):
-        workdir = Path(tmp)
+    workdir = REPO / ".pulse" / "bench" / f"run-{tag}"  # logs and state stay for inspection
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"logs: {workdir}", flush=True)
+    with EmbeddedBroker(port=free_port()) as broker:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         _topics(admin, [f"raw-pulse-{tag}", f"raw-quix-{tag}"], partitions)
         messages = _messages(events, batch, seed)

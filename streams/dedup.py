@@ -20,6 +20,10 @@ import enum
 from collections import deque
 from dataclasses import dataclass, field
 
+CHUNK_IDS = 8000
+"""Ids per persisted chunk: ~400 KB, under Kafka's default 1 MB message limit however many
+events one flush covers."""
+
 
 class Seen(enum.Enum):
     NEW = "new"
@@ -84,12 +88,12 @@ class Deduplicator:
         """Close the ids seen since the last call into chunks: (partition, key, payload)."""
         out = []
         for p, part in self._parts.items():
-            if not part.pending:
-                continue
-            key = f"{p}:{part.pending[0][1]}"
-            hashes = [hash(i) for i, _ in part.pending]
-            part.chunks.append(_Chunk(key, part.pending_newest, hashes))
-            out.append((p, key, encode_chunk(part.pending_newest, part.pending)))
+            for i in range(0, len(part.pending), CHUNK_IDS):
+                entries = part.pending[i : i + CHUNK_IDS]
+                key = f"{p}:{entries[0][1]}"
+                hashes = [hash(event_id) for event_id, _ in entries]
+                part.chunks.append(_Chunk(key, part.pending_newest, hashes))
+                out.append((p, key, encode_chunk(part.pending_newest, entries)))
             part.pending = []
             part.pending_newest = 0
         return out

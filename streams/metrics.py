@@ -45,7 +45,9 @@ class StreamsMetrics:
             registry=r,
         )
         self.counts_emitted = Counter(
-            "pulse_streams_window_counts_emitted_total", "Window count records sent.", registry=r
+            "pulse_streams_window_count_messages_total",
+            "WindowCountBatch messages sent (one per partition per flush).",
+            registry=r,
         )
         self.catalog_plugins = Gauge(
             "pulse_streams_catalog_plugins", "Plugins in the catalog table.", registry=r

@@ -19,7 +19,7 @@ from schemas import (
     ANALYTICS_EVENT,
     ANALYTICS_EVENT_BATCH,
     ENRICHED_EVENT_BATCH,
-    WINDOW_COUNT,
+    WINDOW_COUNT_BATCH,
     Decoder,
     Encoder,
     SchemaError,
@@ -34,6 +34,7 @@ from streams.pseudonymize import Pseudonymizer
 from streams.validate import Limits, ValidationError, validate
 
 Headers = list[tuple[str, bytes]]
+COUNTS_PER_MESSAGE = 5000  # ~500 KB: under Kafka's default 1 MB message limit
 
 
 @dataclass
@@ -55,9 +56,9 @@ class Outcome:
 class Flush:
     """What one flush must persist and send, in this order (see ``app``)."""
 
-    count_states: list[tuple[int, str, dict[str, Any] | None]]  # (partition, key, state|None)
+    count_states: list[tuple[int, str, dict[str, Any] | None]]  # (partition, bucket, states)
     dedup_chunks: list[tuple[int, str, str | None]]  # (partition, key, payload|None)
-    count_records: list[tuple[bytes, bytes]]  # (message key, WindowCount) for the counts topic
+    count_records: list[tuple[bytes, bytes]]  # (partition, WindowCountBatch) for counts topic
 
 
 class Processor:
@@ -79,7 +80,7 @@ class Processor:
         self._decode = Decoder(catalog, [ANALYTICS_EVENT, ANALYTICS_EVENT_BATCH])
         self._encode_event = Encoder(catalog.latest(ANALYTICS_EVENT))
         self._encode_enriched = Encoder(catalog.latest(ENRICHED_EVENT_BATCH))
-        self._encode_count = Encoder(catalog.latest(WINDOW_COUNT))
+        self._encode_counts = Encoder(catalog.latest(WINDOW_COUNT_BATCH))
         self._pseudonymize = Pseudonymizer(secret)
         self._plugins = plugins
         self.limits = limits
@@ -190,31 +191,33 @@ class Processor:
 
     def flush(self) -> Flush:
         """Collect everything changed since the last flush (synchronously: atomic in asyncio)."""
-        now_ms = int(self._clock() * 1000)
         expired = self.counter.expire()
-        states: list[tuple[int, str, dict[str, Any] | None]] = []
-        records = []
-        for text, state in self.counter.take_dirty():
-            key = windows.WindowKey.decode(text)
-            states.append((key.source_partition, text, state))
-            record = windows.to_record(key, state, self.window_ms, now_ms)
-            records.append((text.encode(), self._encode_count(record)))
-        states.extend((p, text, None) for p, text in expired)
+        buckets, keys = self.counter.take_dirty()
+        states: list[tuple[int, str, dict[str, Any] | None]] = [
+            (windows.bucket_partition(b), b, dict(s)) for b, s in buckets
+        ]
+        states.extend((p, b, None) for p, b in expired)
         chunks: list[tuple[int, str, str | None]] = list(self.dedup.take_chunks())
         chunks.extend((p, k, None) for p, k in self.dedup.expire(self.counter.watermark))
         self.metrics.window_keys.set(len(self.counter))
         self.metrics.dedup_ids.set(self.dedup.size)
-        return Flush(states, chunks, records)
+        return Flush(states, chunks, self._count_messages(keys))
 
-    def count_records(self, texts: list[str]) -> list[tuple[bytes, bytes]]:
-        """WindowCount records for keys' current states (re-emission after a rebalance)."""
+    def count_records(self, partitions: set[int]) -> list[tuple[bytes, bytes]]:
+        """Every count of these partitions (re-emission after a rebalance)."""
+        return self._count_messages(self.counter.states(partitions))
+
+    def _count_messages(self, keys: list[tuple[str, Any]]) -> list[tuple[bytes, bytes]]:
+        """One WindowCountBatch per source partition (key = the partition)."""
         now_ms = int(self._clock() * 1000)
+        by_partition: dict[int, list[dict[str, Any]]] = {}
+        for text, state in keys:
+            key = windows.WindowKey.decode(text)
+            record = windows.to_record(key, state, self.window_ms, now_ms)
+            by_partition.setdefault(key.source_partition, []).append(record)
         out = []
-        for text in texts:
-            state = self.counter.store.get(text)
-            if state is not None:
-                record = windows.to_record(
-                    windows.WindowKey.decode(text), state, self.window_ms, now_ms
-                )
-                out.append((text.encode(), self._encode_count(record)))
+        for p, records in by_partition.items():
+            for i in range(0, len(records), COUNTS_PER_MESSAGE):
+                chunk = records[i : i + COUNTS_PER_MESSAGE]
+                out.append((str(p).encode(), self._encode_counts({"counts": chunk})))
         return out

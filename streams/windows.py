@@ -6,13 +6,15 @@ holds the absolute count, the sum of ``value`` and the *position* of the last ev
 so an event at or below that position was already counted (a replay after a crash or a
 rebalance) and is skipped: counts stay exact under at-least-once delivery, without transactions.
 
-State lives in a key-value store (the worker's changelog-backed table); changes are collected
-as "dirty" keys and written out once per flush, not once per event.
+State lives in a key-value store (the worker's changelog-backed table) in buckets of keys;
+changes are collected as "dirty" buckets and keys and written out once per flush, not once per
+event.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -90,16 +92,35 @@ class AddResult:
     replay: bool = False
 
 
+SHARDS = 4
+"""Buckets per (partition, window): a bucket is one changelog record, so a flush writes a few
+records per changed window instead of one per key, and no record grows past a few tens of KB."""
+
+
+def bucket_name(partition: int, start: int, text: str) -> str:
+    return f"{partition}:{start}:{zlib.crc32(text.encode()) % SHARDS}"
+
+
+def bucket_partition(bucket: str) -> int:
+    return int(bucket.split(":", 1)[0])
+
+
 class WindowCounter:
-    """Live window counts of the partitions this worker owns."""
+    """Live window counts of the partitions this worker owns.
+
+    The store maps a bucket (partition, window start, shard) to ``{key text: state}``; it is the
+    worker's changelog-backed table, so a bucket is persisted and recovered as one record.
+    """
 
     def __init__(self, store: MutableMapping[str, Any], size_ms: int, retention_ms: int) -> None:
         self.store = store
         self.size_ms = size_ms
         self.retention_ms = retention_ms
-        self.dirty: set[str] = set()
+        self.dirty_buckets: set[str] = set()
+        self.dirty_keys: set[tuple[str, str]] = set()  # (bucket, key text)
         self.watermark: dict[int, int] = {}  # partition -> highest event time seen
-        self._index: dict[int, dict[int, set[str]]] = {}  # partition -> window start -> keys
+        self._index: dict[int, dict[int, set[str]]] = {}  # partition -> window start -> buckets
+        self._names: dict[WindowKey, tuple[str, str]] = {}  # key -> (text, bucket), a cache
 
     def add(self, key: WindowKey, pos: int, value: float | None, event_time: int) -> AddResult:
         p = key.source_partition
@@ -108,41 +129,67 @@ class WindowCounter:
             self.watermark[p] = mark = event_time
         if key.window_start + self.size_ms + self.retention_ms <= mark:
             return AddResult(counted=False, late=True)
-        text = key.encode()
-        state = apply(self.store.get(text), pos, value)
+        names = self._names.get(key)
+        if names is None:
+            text = key.encode()
+            names = self._names[key] = (text, bucket_name(p, key.window_start, text))
+        text, bucket = names
+        states = self.store.get(bucket)
+        if states is None:
+            states = self.store[bucket] = {}
+            self._index.setdefault(p, {}).setdefault(key.window_start, set()).add(bucket)
+        state = apply(states.get(text), pos, value)
         if state is None:
             return AddResult(counted=False, replay=True)
-        self.store[text] = state
-        self._index.setdefault(p, {}).setdefault(key.window_start, set()).add(text)
-        self.dirty.add(text)
+        states[text] = state
+        self.dirty_buckets.add(bucket)
+        self.dirty_keys.add(names)  # (text, bucket)
         return AddResult(counted=True)
 
     def expire(self) -> list[tuple[int, str]]:
-        """Drop windows older than the retention; return (partition, key) to delete."""
+        """Drop windows older than the retention; return (partition, bucket) to delete."""
         gone = []
         for p, windows in self._index.items():
             cutoff = self.watermark.get(p, 0) - self.size_ms - self.retention_ms
             for start in [s for s in windows if s <= cutoff]:
-                for text in windows.pop(start):
-                    self.store.pop(text, None)
-                    self.dirty.discard(text)
-                    gone.append((p, text))
+                for bucket in windows.pop(start):
+                    self.store.pop(bucket, None)
+                    self.dirty_buckets.discard(bucket)
+                    gone.append((p, bucket))
+        if gone:
+            gone_set = {b for _, b in gone}
+            self.dirty_keys = {n for n in self.dirty_keys if n[1] not in gone_set}
+            self._names = {k: n for k, n in self._names.items() if n[1] not in gone_set}
         return gone
 
-    def take_dirty(self) -> list[tuple[str, dict[str, Any]]]:
-        out = [(k, self.store[k]) for k in self.dirty if k in self.store]
-        self.dirty.clear()
+    def take_dirty(self) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, Any]]]:
+        """(changed buckets with their states, changed keys with their state)."""
+        buckets = [(b, self.store[b]) for b in self.dirty_buckets if b in self.store]
+        keys = []
+        for text, bucket in self.dirty_keys:
+            states = self.store.get(bucket)
+            if states is not None and text in states:
+                keys.append((text, states[text]))
+        self.dirty_buckets.clear()
+        self.dirty_keys.clear()
+        return buckets, keys
+
+    def states(self, partitions: set[int]) -> list[tuple[str, dict[str, Any]]]:
+        """Every key's state in the given partitions (for re-emission after recovery)."""
+        out = []
+        for bucket in list(self.store.keys()):
+            if bucket_partition(bucket) in partitions:
+                out.extend(self.store[bucket].items())
         return out
 
     def reindex(self, partitions: set[int]) -> int:
         """Rebuild the expiry index from the store (after recovery); return keys indexed."""
         n = 0
-        for text in list(self.store.keys()):
-            key = WindowKey.decode(text)
-            if key.source_partition in partitions:
-                windows = self._index.setdefault(key.source_partition, {})
-                windows.setdefault(key.window_start, set()).add(text)
-                n += 1
+        for bucket in list(self.store.keys()):
+            p, start, _ = bucket.split(":")
+            if int(p) in partitions:
+                self._index.setdefault(int(p), {}).setdefault(int(start), set()).add(bucket)
+                n += len(self.store[bucket])
         return n
 
     def forget(self, partitions: set[int]) -> None:
@@ -151,4 +198,9 @@ class WindowCounter:
             self.watermark.pop(p, None)
 
     def __len__(self) -> int:
-        return sum(len(keys) for windows in self._index.values() for keys in windows.values())
+        return sum(
+            len(self.store.get(b) or ())
+            for windows in self._index.values()
+            for buckets in windows.values()
+            for b in buckets
+        )

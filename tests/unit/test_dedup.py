@@ -46,3 +46,15 @@ def test_chunks_restore_the_seen_set():
     assert restored.check(3, "id7", 0, 99) is Seen.DUPLICATE
     assert restored.check(3, "id10", 0, 100) is Seen.NEW
     assert decode_chunk(encode_chunk(42, [("x", 1), ("y", 2)])) == (42, [("x", 1), ("y", 2)])
+
+
+def test_chunks_stay_under_the_message_size_limit():
+    from streams.dedup import CHUNK_IDS
+
+    d = Deduplicator(horizon_ms=10 * MIN, max_ids=10**6)
+    for i in range(CHUNK_IDS * 2 + 5):
+        d.check(0, f"00000000-0000-4000-8000-{i:012d}", i, 10_000_000_000 + i)
+    chunks = d.take_chunks()
+    assert [len(decode_chunk(c)[1]) for _, _, c in chunks] == [CHUNK_IDS, CHUNK_IDS, 5]
+    assert max(len(c.encode()) for _, _, c in chunks) < 1_000_000
+    assert len({k for _, k, _ in chunks}) == 3

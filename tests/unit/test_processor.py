@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from collections import Counter
@@ -13,6 +14,7 @@ from schemas import (
     ANALYTICS_EVENT,
     ANALYTICS_EVENT_BATCH,
     ENRICHED_EVENT_BATCH,
+    WINDOW_COUNT_BATCH,
     Decoder,
     Encoder,
     default_catalog,
@@ -60,7 +62,11 @@ def run(proc, messages, partition=0, first_offset=0):
 
 
 def counts_of(proc) -> dict[tuple, int]:
-    return {windows.WindowKey.decode(k)[:5]: s["count"] for k, s in proc.counter.store.items()}
+    return {
+        windows.WindowKey.decode(k)[:5]: s["count"]
+        for states in proc.counter.store.values()
+        for k, s in states.items()
+    }
 
 
 def expected_counts(events) -> Counter:
@@ -92,7 +98,7 @@ def test_replay_after_a_crash_changes_nothing():
     run(first, messages)
     flushed = first.flush()
     # A new worker recovers the flushed state (counts and id chunks) and replays from offset 0.
-    second = processor(dict(store))
+    second = processor(copy.deepcopy(store))
     for p, key, payload in flushed.dedup_chunks:
         second.dedup.load(p, key, payload)
     out, _ = run(second, messages)
@@ -111,7 +117,7 @@ def test_ids_persisted_without_their_counts_are_still_counted():
     first = processor(store)
     run(first, messages[:100])
     first.flush()
-    counts_at_flush = {k: dict(v) for k, v in store.items()}
+    counts_at_flush = copy.deepcopy(store)
     run(first, messages[100:], first_offset=100)
     chunks = first.flush().dedup_chunks  # these land; the count states of this flush do not
     second = processor(counts_at_flush)
@@ -130,7 +136,7 @@ def test_replay_of_unflushed_events_counts_them_once():
     proc = processor(store)
     run(proc, messages[:200])
     proc.flush()
-    changelog = {k: dict(v) for k, v in store.items()}  # what the flush persisted
+    changelog = copy.deepcopy(store)  # what the flush persisted
     run(proc, messages[200:], first_offset=200)  # processed, then the worker dies unflushed
     restarted = processor(changelog)
     # Replayed from an older commit: positions skip the first 200 in the counts.
@@ -239,3 +245,22 @@ def test_seeded_corpus_ledger_adds_up():
     duplicates = proc.metrics.duplicates._value.get()
     assert len(out) + len(dead) + duplicates == len(messages)
     assert len(out) == len({e["event_id"] for e in events})
+
+
+def test_a_flush_writes_buckets_and_one_count_message_per_partition():
+    config = TrafficConfig(start_ms=NOW_MS - 200_000, mean_gap_ms=50, duplicate_fraction=0.0,
+                           late_fraction=0.0)  # fmt: skip
+    events = Traffic(config).take(2000)  # about two minutes: a steady-state flush
+    proc = processor()
+    for offset, e in enumerate(events):
+        proc.process(e["session_id"].encode(), ENCODE(e), [], "raw", offset % 4, offset)
+    flush = proc.flush()
+    keys = sum(len(states) for _, _, states in flush.count_states)
+    assert keys == sum(len(states) for states in proc.counter.store.values()) > 100
+    assert len(flush.count_states) <= 3 * 4 * windows.SHARDS < keys  # buckets, not keys
+    decode = Decoder(CATALOG, WINDOW_COUNT_BATCH)
+    partitions = sorted(int(k) for k, _ in flush.count_records)
+    assert partitions == [0, 1, 2, 3]
+    emitted = [c for _, v in flush.count_records for c in decode(v)["counts"]]
+    assert sum(c["event_count"] for c in emitted) == len(events)
+    assert proc.flush().count_records == []  # nothing changed since
