@@ -24,6 +24,7 @@ from tenacity import (
 )
 
 from schemas import Decoder, Encoder, SchemaError, default_catalog
+from schemas.dead_letters import dead_letter_headers
 from sinks.batch import Batch
 from sinks.clickhouse import call
 from sinks.errors import ClickHouseRejectedError, ClickHouseUnavailableError
@@ -120,18 +121,18 @@ class TableSink:
         value: bytes | None = None,
         batch_index: int | None = None,
     ) -> None:
-        headers = list(msg.headers() or [])
-        headers += [
-            ("pulse.error.stage", f"sink:{self.spec.table}".encode()),
-            ("pulse.error.reason", reason.encode()),
-            ("pulse.error.detail", detail[:1000].encode("utf-8", "replace")),
-            ("pulse.source.topic", msg.topic().encode()),
-            ("pulse.source.partition", str(msg.partition()).encode()),
-            ("pulse.source.offset", str(msg.offset()).encode()),
-        ]
-        self._dlq.produce(
-            self.settings.topic_dlq, key=msg.key(), value=msg.value(), headers=headers
+        headers = dead_letter_headers(
+            list(msg.headers() or []),
+            stage=f"sink:{self.spec.table}",
+            reason=reason,
+            detail=detail,
+            topic=msg.topic(),
+            partition=msg.partition(),
+            offset=msg.offset(),
+            batch_index=batch_index,
         )
+        value = msg.value() if value is None else value  # one row of an envelope: that row
+        self._dlq.produce(self.settings.topic_dlq, key=msg.key(), value=value, headers=headers)
         self._dlq.poll(0)
         self.stats.dead_letters += 1
 

@@ -25,8 +25,8 @@ from schemas import (
     SchemaError,
     default_catalog,
 )
+from schemas.dead_letters import STAGE_DECODE, STAGE_VALIDATE, dead_letter_headers
 from streams import windows
-from streams.dead_letters import STAGE_DECODE, STAGE_VALIDATE, dead_letter_headers
 from streams.dedup import Deduplicator, Seen
 from streams.enrich import PluginLookup, enrich, no_plugins
 from streams.metrics import StreamsMetrics
@@ -180,9 +180,13 @@ class Processor:
     def _event_dead_letter(self, key, raw, headers, coords, index, exc) -> DeadLetter:
         self.metrics.dead_letters.labels(exc.reason).inc()
         hdrs = dead_letter_headers(
-            headers, stage=STAGE_VALIDATE, reason=exc.reason, detail=exc.detail, **coords
+            headers,
+            stage=STAGE_VALIDATE,
+            reason=exc.reason,
+            detail=exc.detail,
+            batch_index=index,
+            **coords,
         )
-        hdrs.append(("pulse.source.batch_index", str(index).encode()))
         try:
             value = self._encode_event(raw)
         except (ValueError, TypeError, OverflowError):  # not even re-encodable: keep the text

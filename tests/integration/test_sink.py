@@ -8,7 +8,7 @@ import uuid
 
 from confluent_kafka import Consumer, TopicPartition
 
-from schemas import ENRICHED_EVENT, Encoder, default_catalog
+from schemas import ENRICHED_EVENT, ENRICHED_EVENT_BATCH, Decoder, Encoder, default_catalog
 from sinks.migrate import migrate
 from sinks.settings import SinkSettings
 from sinks.tables import table_specs
@@ -95,6 +95,29 @@ def test_bad_rows_go_to_the_dead_letter_topic_alone(pulse_env, broker, chdb_clie
         thread.join(30)
     assert not thread.is_alive()
     assert chdb_client.command(f"SELECT uniqExact(event_id) FROM {database}.events") == 298
+
+
+def test_a_bad_row_of_an_envelope_goes_alone(pulse_env, broker, chdb_client, database):
+    ensure_topics(wait_for_broker(broker.bootstrap), pulse_topics(KafkaSettings()), 4)
+    migrate(chdb_client, database)
+    encode_batch = Encoder(default_catalog().latest(ENRICHED_EVENT_BATCH))
+    rows = [enriched(i) for i in range(40)]
+    rows[13] = enriched(13, event_id="not-a-uuid")
+    values = [encode_batch({"events": rows[i : i + 20]}) for i in (0, 20)]
+    publish(broker, pulse_env["PULSE_TOPIC_ENRICHED"], values)
+
+    sink, thread = start_sink(chdb_client, database)
+    try:
+        count = f"SELECT count() FROM {database}.events"
+        wait_for(lambda: chdb_client.command(count) == 39, 60, "39 good rows")
+        [dead] = read_topic(broker.bootstrap, pulse_env["PULSE_TOPIC_DLQ"], 1)
+        headers = dict(dead.headers())
+        assert headers["pulse.source.batch_index"] == b"13"
+        assert headers["pulse.error.stage"] == b"sink:events"
+        assert Decoder(default_catalog(), ENRICHED_EVENT)(dead.value())["event_id"] == "not-a-uuid"
+    finally:
+        sink.stop()
+        thread.join(30)
 
 
 def test_outage_keeps_the_batch_and_commits_nothing_until_it_lands(
