@@ -7,10 +7,6 @@ class SinkError(Exception):
     """Root of every error this package raises."""
 
 
-class ConfigError(SinkError):
-    """A setting is missing or wrong."""
-
-
 class ClickHouseError(SinkError):
     """ClickHouse refused or failed a request."""
 

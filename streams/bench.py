@@ -9,7 +9,6 @@ peak RSS is the worker's VmHWM. A separate probe measures RSS with N live window
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -253,7 +252,3 @@ def result_line(results: dict[str, float]) -> str:
         f"RESULT streams={results['streams']:.0f} quix={quix or float('nan'):.0f} "
         f"ratio={ratio:.2f} rss_mb={results['rss_mb']:.0f}"
     )
-
-
-def dump(results: dict[str, float]) -> str:
-    return json.dumps(results)
