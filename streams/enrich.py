@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,12 @@ _EXTENSION_KIND = re.compile(r"([a-z][a-z0-9-]*):")
 PluginLookup = Callable[[str], dict[str, Any] | None]
 
 
+# Pure functions of one field are cached: a portal has few plugins, extensions and entities
+# next to its event volume, and these run for every event. Bounded, as inputs are untrusted.
+_cached = functools.lru_cache(maxsize=8192)
+
+
+@_cached
 def normalise_plugin_id(plugin_id: str | None) -> str:
     pid = (plugin_id or "").strip().lower()
     return UNKNOWN_PLUGIN if pid in UNKNOWN_PLUGIN_IDS else pid
@@ -34,6 +41,7 @@ def frontend_system(declared: str, context: dict[str, Any]) -> str:
     return "UNKNOWN"
 
 
+@_cached
 def extension_kind(extension_id: str | None) -> str:
     """``entity-card`` for ``entity-card:catalog/about``: new-system ids are ``kind:…``.
     Legacy extension names (``CatalogIndexPage``) have no kind."""
@@ -43,7 +51,14 @@ def extension_kind(extension_id: str | None) -> str:
     return match.group(1) if match else ""
 
 
+@_cached
+def _entity(ref: str | None) -> entity_ref.EntityRef:
+    return entity_ref.parse(ref)
+
+
 def attribute_text(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -74,12 +89,14 @@ def enrich(
     extension_id = context.get("extension_id")
     extension = extension_id or context.get("extension") or ""
     received_at = raw.get("received_at") or now_ms
-    attributes = {k: attribute_text(v) for k, v in (context.get("extra") or {}).items()}
-    attributes.update((k, attribute_text(v)) for k, v in attrs.items())
+    extra = context.get("extra")
+    attributes = {k: attribute_text(v) for k, v in extra.items()} if extra else {}
+    for k, v in attrs.items():
+        attributes[k] = v if type(v) is str else attribute_text(v)
     plugin_id = normalise_plugin_id(context.get("plugin_id"))
     info = plugins(plugin_id) if plugin_id != UNKNOWN_PLUGIN else None
     action = raw["action"]
-    entity = entity_ref.parse(context.get("entity_ref"))
+    entity = _entity(context.get("entity_ref"))
     if not entity.name and action == "navigate":
         entity = entity_ref.from_route_params(attrs)
     return {

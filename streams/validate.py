@@ -47,9 +47,10 @@ class Limits:
     max_age_ms: int = 7 * 24 * 3_600_000
 
 
-def _size(text: str) -> int:
-    # len() is exact for ASCII and a cheap lower bound otherwise; encode only when it matters.
-    return len(text) if text.isascii() else len(text.encode())
+def _over(text: str, limit: int) -> bool:
+    """Whether ``text`` is over ``limit`` bytes in UTF-8. Callers test ``len(text) * 4 > limit``
+    first (a UTF-8 character is at most 4 bytes), so short strings cost no call."""
+    return (len(text) if text.isascii() else len(text.encode())) > limit
 
 
 def validate(event: dict[str, Any], now_ms: int, limits: Limits) -> None:
@@ -65,22 +66,24 @@ def validate(event: dict[str, Any], now_ms: int, limits: Limits) -> None:
             event["event_id"] = str(uuid.UUID(event_id))
         except ValueError:
             raise ValidationError("invalid_event_id", f"not a UUID: {event_id[:64]!r}") from None
+    field_limit = limits.max_field_bytes
+    short = field_limit // 4  # at most this many characters cannot be over the limit
     for name in ("session_id", "action"):
         value = event[name]
         if not value:
             raise ValidationError("missing_field", f"{name} is empty")
-        if _size(value) > limits.max_field_bytes:
-            raise ValidationError("oversize_field", f"{name} is over {limits.max_field_bytes} B")
+        if len(value) > short and _over(value, field_limit):
+            raise ValidationError("oversize_field", f"{name} is over {field_limit} B")
     user_id = event.get("user_id")
-    if user_id and _size(user_id) > limits.max_field_bytes:
-        raise ValidationError("oversize_field", f"user_id is over {limits.max_field_bytes} B")
+    if user_id and len(user_id) > short and _over(user_id, field_limit):
+        raise ValidationError("oversize_field", f"user_id is over {field_limit} B")
     t = event["event_time"]
     if t > now_ms + limits.max_future_skew_ms:
         raise ValidationError("bad_timestamp_future", f"event_time {t} is {t - now_ms} ms ahead")
     if t < now_ms - limits.max_age_ms:
         raise ValidationError("bad_timestamp_past", f"event_time {t} is {now_ms - t} ms old")
     subject = event["subject"]
-    if _size(subject) > limits.max_subject_bytes:
+    if len(subject) * 4 > limits.max_subject_bytes and _over(subject, limits.max_subject_bytes):
         raise ValidationError("oversize_subject", f"subject is over {limits.max_subject_bytes} B")
     value = event.get("value")
     if value is not None and not math.isfinite(value):
@@ -88,12 +91,12 @@ def validate(event: dict[str, Any], now_ms: int, limits: Limits) -> None:
     context = event["context"]
     for name in _CONTEXT_STRINGS:
         text = context.get(name)
-        if text and _size(text) > limits.max_field_bytes:
+        if text and len(text) > short and _over(text, field_limit):
             raise ValidationError("oversize_field", f"context.{name} is over the limit")
     source = event["source"]
     for name in ("instance_id", "app_version", "backstage_version", "collector"):
         text = source.get(name)
-        if text and _size(text) > limits.max_field_bytes:
+        if text and len(text) > short and _over(text, field_limit):
             raise ValidationError("oversize_field", f"source.{name} is over the limit")
     attributes = event.get("attributes") or {}
     extra = context.get("extra") or {}
@@ -102,12 +105,13 @@ def validate(event: dict[str, Any], now_ms: int, limits: Limits) -> None:
             "too_many_attributes",
             f"{len(attributes) + len(extra)} attributes, at most {limits.max_attributes}",
         )
+    key_limit, value_limit = limits.max_attribute_key_bytes, limits.max_attribute_value_bytes
     for mapping in (attributes, extra):
         for key, item in mapping.items():
-            if _size(key) > limits.max_attribute_key_bytes:
+            if len(key) * 4 > key_limit and _over(key, key_limit):
                 raise ValidationError("oversize_attribute", f"attribute key {key[:40]!r}…")
-            if isinstance(item, str):
-                if _size(item) > limits.max_attribute_value_bytes:
+            if type(item) is str:
+                if len(item) * 4 > value_limit and _over(item, value_limit):
                     raise ValidationError("oversize_attribute", f"attribute {key[:40]!r} value")
             elif isinstance(item, float) and not math.isfinite(item):
                 raise ValidationError("non_finite_value", f"attribute {key[:40]!r} is {item}")

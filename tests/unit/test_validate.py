@@ -1,6 +1,8 @@
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.traffic import Traffic, TrafficConfig
 from streams.validate import REASONS, Limits, ValidationError, validate
@@ -32,6 +34,9 @@ def event(**changes):
         ({"subject": "x" * 2049}, "oversize_subject"),
         ({"subject": "é" * 1025}, "oversize_subject"),  # 2050 bytes, 1025 characters
         ({"action": "a" * 513}, "oversize_field"),
+        ({"action": "€" * 171}, "oversize_field"),  # 513 bytes, 171 characters
+        ({"context__plugin_id": "😀" * 129}, "oversize_field"),  # 516 bytes, 129 characters
+        ({"source__collector": "é" * 257}, "oversize_field"),
         ({"session_id": "s" * 513}, "oversize_field"),
         ({"user_id": "u" * 513}, "oversize_field"),
         ({"context__route_ref": "r" * 513}, "oversize_field"),
@@ -41,6 +46,8 @@ def event(**changes):
           "context__extra": {f"x{i}": i for i in range(25)}}, "too_many_attributes"),
         ({"attributes": {"k" * 129: "v"}}, "oversize_attribute"),
         ({"attributes": {"k": "v" * 1025}}, "oversize_attribute"),
+        ({"attributes": {"é" * 65: "v"}}, "oversize_attribute"),
+        ({"context__extra": {"k": "€" * 342}}, "oversize_attribute"),
         ({"value": math.nan}, "non_finite_value"),
         ({"value": math.inf}, "non_finite_value"),
         ({"attributes": {"ratio": -math.inf}}, "non_finite_value"),
@@ -70,3 +77,15 @@ def test_limits_are_settings():
     validate(event(event_time=NOW + 60_000), NOW, LIMITS)  # within the default skew
     with pytest.raises(ValidationError):
         validate(event(event_time=NOW + 60_000), NOW, Limits(max_future_skew_ms=1000))
+
+
+@given(st.text(max_size=700))
+def test_size_limits_count_utf8_bytes_not_characters(text):
+    """The character-count shortcut never changes a verdict: only the byte length decides."""
+    over = len(text.encode()) > LIMITS.max_field_bytes
+    e = event(context__route_ref=text or "r")
+    if over:
+        with pytest.raises(ValidationError, match="route_ref"):
+            validate(e, NOW, LIMITS)
+    else:
+        validate(e, NOW, LIMITS)
