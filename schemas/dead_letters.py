@@ -8,8 +8,13 @@ from __future__ import annotations
 
 STAGE_DECODE = "decode"
 STAGE_VALIDATE = "validate"
-REASON = "pulse.error.reason"
-BATCH_INDEX = "pulse.source.batch_index"
+HEADER_STAGE = "pulse.error.stage"
+HEADER_REASON = "pulse.error.reason"
+HEADER_DETAIL = "pulse.error.detail"
+HEADER_SOURCE_TOPIC = "pulse.source.topic"
+HEADER_SOURCE_PARTITION = "pulse.source.partition"
+HEADER_SOURCE_OFFSET = "pulse.source.offset"
+HEADER_BATCH_INDEX = "pulse.source.batch_index"
 
 
 def dead_letter_headers(
@@ -25,13 +30,13 @@ def dead_letter_headers(
 ) -> list[tuple[str, bytes]]:
     headers = list(original or [])
     headers += [
-        ("pulse.error.stage", stage.encode()),
-        (REASON, reason.encode()),
-        ("pulse.error.detail", detail[:1000].encode("utf-8", "replace")),
-        ("pulse.source.topic", topic.encode()),
-        ("pulse.source.partition", str(partition).encode()),
-        ("pulse.source.offset", str(offset).encode()),
+        (HEADER_STAGE, stage.encode()),
+        (HEADER_REASON, reason.encode()),
+        (HEADER_DETAIL, detail[:1000].encode("utf-8", "replace")),
+        (HEADER_SOURCE_TOPIC, topic.encode()),
+        (HEADER_SOURCE_PARTITION, str(partition).encode()),
+        (HEADER_SOURCE_OFFSET, str(offset).encode()),
     ]
     if batch_index is not None:
-        headers.append((BATCH_INDEX, str(batch_index).encode()))
+        headers.append((HEADER_BATCH_INDEX, str(batch_index).encode()))
     return headers

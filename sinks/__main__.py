@@ -49,14 +49,18 @@ def migrate() -> None:
     "--table",
     "tables",
     multiple=True,
-    type=click.Choice(["events", "counts_1m"]),
+    type=click.Choice(["events", "counts_1m", "dead_letters"]),
     help="Tables to sink (default: all).",
 )
 @click.option("--migrate/--no-migrate", "do_migrate", default=True, show_default=True)
 @click.option("--serve-queries/--no-serve-queries", default=None, help="Default: when embedded.")
 def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -> None:
-    """Consume enriched events and window counts into ClickHouse until SIGINT/SIGTERM."""
+    """Consume enriched events, window counts and dead letters into ClickHouse until
+    SIGINT/SIGTERM (then each sink flushes, commits and leaves its group)."""
+    from prometheus_client import start_http_server
+
     from sinks.clickhouse import connect, redact
+    from sinks.metrics import SinkMetrics
     from sinks.migrate import migrate as apply
     from sinks.query_server import QueryServer
     from sinks.tables import table_specs
@@ -78,8 +82,12 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
         server = QueryServer(client, settings.query_bind, settings.query_port).start()
         log.info("read-only SQL on %s", server.url)
 
+    metrics = SinkMetrics()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, settings.metrics_bind, registry=metrics.registry)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_bind, settings.metrics_port)
     specs = table_specs(settings)
-    sinks = [TableSink(specs[name], settings, client) for name in (tables or specs)]
+    sinks = [TableSink(specs[name], settings, client, metrics) for name in (tables or specs)]
     failed = threading.Event()
 
     def _run(sink: TableSink) -> None:
@@ -124,6 +132,21 @@ def sql(query: str, fmt: str) -> None:
         raise click.ClickException(str(exc)) from None
     except SinkError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@cli.command()
+@click.option("--events", default=500_000, show_default=True)
+@click.option("--batch", default=50, show_default=True, help="Events per envelope.")
+@click.option("--partitions", default=4, show_default=True)
+@click.option("--batch-rows", default=100_000, show_default=True, help="PULSE_BATCH_ROWS.")
+@click.option("--seed", default=7, show_default=True)
+def bench(events: int, batch: int, partitions: int, batch_rows: int, seed: int) -> None:
+    """Kafka -> ClickHouse events/s (committed), Avro passthrough vs Python decoding."""
+    from sinks.bench import result_line
+    from sinks.bench import run as run_bench
+
+    logging.getLogger().setLevel(logging.WARNING)
+    click.echo(result_line(run_bench(events, batch, partitions, batch_rows, seed)))
 
 
 if __name__ == "__main__":

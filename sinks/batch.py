@@ -1,8 +1,11 @@
-"""A sink batch: rows gathered column-wise with the offsets they came from (pure).
+"""A sink batch: per partition, the run of consecutive messages consumed since the last flush
+(pure).
 
-Flushed when it holds ``max_rows`` rows or its first row is ``max_age_s`` old. After ClickHouse
-acknowledges the insert, :meth:`Batch.commit_offsets` tells what to commit: for each partition,
-the offset after the last message seen (including messages that went to the dead-letter topic).
+Each partition's run is inserted on its own under the token ``topic:partition:first-last``, so
+the token names a fixed offset range: whoever inserts that range again (a retry, or the next
+owner of the partition after a crash, see ``intents``) produces the same token and ClickHouse
+drops the repeat. A batch is due when it holds ``max_rows`` rows or its oldest message is
+``max_age_s`` old.
 """
 
 from __future__ import annotations
@@ -12,39 +15,44 @@ from typing import Any
 
 
 @dataclass
+class Run:
+    """Messages of one partition, in offset order, from ``first`` to ``last``."""
+
+    partition: int
+    first: int
+    last: int
+    messages: list[Any] = field(default_factory=list)
+    rows: int = 0
+
+    def token(self, topic: str) -> str:
+        return f"{topic}:{self.partition}:{self.first}-{self.last}"
+
+
+@dataclass
 class Batch:
-    columns: tuple[str, ...]
     max_rows: int
     max_age_s: float
-    data: list[list[Any]] = field(init=False)
-    sources: list[Any] = field(default_factory=list)  # per row: where it came from
+    runs: dict[int, Run] = field(default_factory=dict)
     rows: int = 0
     started_at: float | None = None
-    # partition -> (first offset, last offset) seen in this batch
-    ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.data = [[] for _ in self.columns]
 
     def __len__(self) -> int:
         return self.rows
 
-    def track(self, partition: int, offset: int, now: float) -> None:
-        """Record that a message was consumed (whether or not it became a row)."""
+    def add(self, partition: int, offset: int, message: Any, rows: int, now: float) -> Run:
+        """Add one consumed message (``rows``: the rows it is expected to hold)."""
         if self.started_at is None:
             self.started_at = now
-        first, _ = self.ranges.get(partition, (offset, offset))
-        self.ranges[partition] = (first, offset)
-
-    def add(self, record: dict[str, Any], source: Any = None) -> None:
-        for column, name in zip(self.data, self.columns, strict=True):
-            column.append(record[name])
-        self.sources.append(source)
-        self.rows += 1
-
-    def slice(self, lo: int, hi: int) -> list[list[Any]]:
-        """Rows ``lo:hi`` as columns (to isolate rows ClickHouse rejects)."""
-        return [column[lo:hi] for column in self.data]
+        run = self.runs.get(partition)
+        if run is None:
+            run = self.runs[partition] = Run(partition, offset, offset)
+        elif offset <= run.last:  # gaps are fine (transaction markers); going back is not
+            raise ValueError(f"partition {partition}: offset {offset} after {run.last}")
+        run.last = offset
+        run.messages.append(message)
+        run.rows += rows
+        self.rows += rows
+        return run
 
     def due(self, now: float) -> bool:
         if self.rows >= self.max_rows:
@@ -53,12 +61,17 @@ class Batch:
 
     @property
     def empty(self) -> bool:
-        return not self.ranges
+        return not self.runs
 
-    def dedup_token(self, topic: str) -> str:
-        """Identifies this exact set of messages, so a retried insert is dropped by ClickHouse."""
-        ranges = ",".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(self.ranges.items()))
-        return f"{topic}/{ranges}"
+    def take(self, partitions: set[int] | None = None) -> list[Run]:
+        """Remove and return the runs of ``partitions`` (all when None), in partition order."""
+        chosen = sorted(p for p in self.runs if partitions is None or p in partitions)
+        runs = [self.runs.pop(p) for p in chosen]
+        self.rows -= sum(r.rows for r in runs)
+        if not self.runs:
+            self.started_at = None
+        return runs
 
-    def commit_offsets(self) -> dict[int, int]:
-        return {p: last + 1 for p, (_, last) in self.ranges.items()}
+    def drop(self, partitions: set[int]) -> None:
+        """Forget what was consumed from ``partitions`` (revoked before it could be written)."""
+        self.take(partitions)

@@ -47,5 +47,10 @@ class SinkSettings(ClickHouseSettings):
     group_prefix: str = Field("pulse-sink", description="consumer group = <prefix>-<table>")
     batch_rows: int = Field(20_000, ge=1)
     batch_age_s: float = Field(0.5, gt=0, description="flush a non-empty batch this old")
+    avro_passthrough: bool = Field(
+        True, description="hand Avro messages to ClickHouse undecoded (False: decode in Python)"
+    )
     query_port: int = 8124
     query_bind: str = "127.0.0.1"
+    metrics_port: int = Field(9465, ge=0, description="Prometheus /metrics; 0 turns it off")
+    metrics_bind: str = "127.0.0.1"

@@ -1,7 +1,8 @@
 """What each sink writes: topic, record, target table and columns (pure).
 
-Enriched events and window counts are flat records whose field names are the table's column
-names, so a decoded record maps onto the row without reshaping.
+Enriched events and window counts are flat Avro records whose field names are the table's
+column names: ClickHouse maps them by name (``FORMAT Avro``), and a record decoded in Python maps
+onto the row without reshaping. Dead letters are not Avro: their rows come from their headers.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas import ENRICHED_EVENT, ENRICHED_EVENT_BATCH, WINDOW_COUNT, WINDOW_COUNT_BATCH
+from sinks import dead_letter_rows
 from sinks.settings import SinkSettings
 
 
@@ -16,10 +18,14 @@ from sinks.settings import SinkSettings
 class TableSpec:
     table: str  # in the Pulse database
     topic: str
-    record: str  # Avro full name of one row's record
+    record: str | None  # Avro full name of one row's record; None: rows from headers (DLQ)
     columns: tuple[str, ...]
     batch: str | None = None  # Avro full name of a batch envelope of such records, if any
     batch_field: str = "events"  # the envelope's array field
+
+    @property
+    def avro(self) -> bool:
+        return self.record is not None
 
 
 EVENT_COLUMNS = (
@@ -48,5 +54,8 @@ def table_specs(settings: SinkSettings) -> dict[str, TableSpec]:
             COUNT_COLUMNS,
             WINDOW_COUNT_BATCH,
             "counts",
+        ),
+        "dead_letters": TableSpec(
+            "dead_letters", settings.topic_dlq, None, dead_letter_rows.COLUMNS
         ),
     }

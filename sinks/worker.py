@@ -1,20 +1,29 @@
 """A sink worker: one consumer group per table; consume, batch, insert, then commit.
 
-Offsets are committed only after ClickHouse acknowledged the insert. A transient ClickHouse
-failure keeps the batch and retries it with backoff (never committing past it); each insert
-carries a deduplication token naming the exact offsets, so a retried insert cannot double rows.
-Messages that do not decode go to the dead-letter topic with their original bytes.
+Per flush, for each partition's run of messages (``batch.Run``):
+1. record the run's offset range as an insert intent (``intents``),
+2. insert it under the token ``topic:partition:first-last``: Avro messages are handed to
+   ClickHouse as object containers, their bytes copied, not decoded (``schemas.container``);
+   what cannot be passed through (another framing, a rejected container) is decoded here,
+3. send dead letters and wait for them, then commit the offsets.
+A killed sink leaves an intent at its partitions' committed offsets; the next owner rebuilds
+exactly those runs, whose tokens make ClickHouse drop what was already inserted. A transient
+ClickHouse failure keeps the run and retries with backoff (never committing past it); rows
+ClickHouse rejects as bad data are isolated by halving and dead-lettered alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from tenacity import (
     Retrying,
     retry_if_exception_type,
@@ -24,14 +33,21 @@ from tenacity import (
 )
 
 from schemas import Decoder, Encoder, SchemaError, default_catalog
+from schemas.container import ContainerWriter, ItemSchemas, NotPassthroughError, block_of
 from schemas.dead_letters import dead_letter_headers
-from sinks.batch import Batch
+from sinks import dead_letter_rows
+from sinks.batch import Batch, Run
 from sinks.clickhouse import call
 from sinks.errors import ClickHouseRejectedError, ClickHouseUnavailableError
+from sinks.intents import Intents
+from sinks.metrics import SinkMetrics
 from sinks.settings import SinkSettings
 from sinks.tables import TableSpec
 
 log = logging.getLogger("pulse.sinks")
+
+# Settings of every insert: a retried token is dropped in the table and in the rollup views.
+INSERT_SETTINGS = {"deduplicate_blocks_in_dependent_materialized_views": 1}
 
 
 @dataclass
@@ -41,21 +57,41 @@ class SinkStats:
     dead_letters: int = 0
     batches: int = 0
     retries: int = 0
+    replays: int = 0
+
+
+@dataclass
+class Rows:
+    """Rows decoded in Python, with where each came from (message, index in its envelope)."""
+
+    records: list[dict[str, Any]]
+    sources: list[tuple[Message, int | None]]
 
 
 class TableSink:
     """Consumes ``spec.topic`` into ``spec.table`` until :meth:`stop` is called."""
 
-    def __init__(self, spec: TableSpec, settings: SinkSettings, client: Client) -> None:
+    def __init__(
+        self,
+        spec: TableSpec,
+        settings: SinkSettings,
+        client: Client,
+        metrics: SinkMetrics | None = None,
+    ) -> None:
         self.spec = spec
         self.settings = settings
         self.client = client
         self.stats = SinkStats()
+        self.metrics = metrics or SinkMetrics()
         self._stop = threading.Event()
-        names = [spec.record] + ([spec.batch] if spec.batch else [])
-        self._decode = Decoder(default_catalog(), names)
-        self._encode_row = Encoder(default_catalog().latest(spec.record))
         self._target = f"{settings.database}.{spec.table}"
+        catalog = default_catalog()
+        if spec.record is not None:
+            names = [spec.record] + ([spec.batch] if spec.batch else [])
+            self._decode = Decoder(catalog, names)
+            self._encode_row = Encoder(catalog.latest(spec.record))
+            self._items = ItemSchemas(catalog, spec.record, spec.batch)
+        self._intents = Intents(client, settings.database, spec.table, spec.topic)
         self._consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap,
@@ -64,31 +100,45 @@ class TableSink:
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": int(settings.kafka_session_timeout_s * 1000),
                 "heartbeat.interval.ms": max(int(settings.kafka_session_timeout_s * 1000 / 6), 100),
+                "fetch.max.bytes": 64 * 1024 * 1024,
                 "log_level": 3,
             }
         )
         self._dlq = Producer(
             {"bootstrap.servers": settings.kafka_bootstrap, "acks": "all", "log_level": 3}
         )
-        self._batch = self._new_batch()
-
-    def _new_batch(self) -> Batch:
-        return Batch(self.spec.columns, self.settings.batch_rows, self.settings.batch_age_s)
+        self._batch = Batch(settings.batch_rows, settings.batch_age_s)
+        self._replay_end: dict[int, int] = {}  # partition -> last offset of its intent
+        self._owned: set[int] = set()
+        self._rows_per_message = 1.0
+        self._m = {
+            name: getattr(self.metrics, name).labels(spec.table)
+            for name in ("messages", "rows", "insert_seconds", "batch_rows", "retries")
+        }
+        self._m.update(
+            fallbacks=self.metrics.fallbacks.labels(spec.table),
+            replays=self.metrics.replays.labels(spec.table),
+        )
 
     def stop(self) -> None:
         self._stop.set()
 
+    # -- consuming -------------------------------------------------------------------------
+
     def run(self) -> None:
-        self._consumer.subscribe([self.spec.topic], on_revoke=self._on_revoke)
+        self._consumer.subscribe(
+            [self.spec.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
         log.info("sink %s: consuming %s", self.spec.table, self.spec.topic)
         try:
             while not self._stop.is_set():
                 room = max(1, self.settings.batch_rows - len(self._batch))
-                for msg in self._consumer.consume(num_messages=min(room, 5000), timeout=0.1):
+                wanted = max(1, min(10_000, int(room / self._rows_per_message)))
+                for msg in self._consumer.consume(num_messages=wanted, timeout=0.1):
                     self._take(msg)
                 if self._batch.due(time.monotonic()):
-                    self.flush()
-            self.flush()
+                    self.flush(self._flushable())
+            self.flush(self._flushable())
         finally:
             self._consumer.close()  # leaves the group
             self._dlq.flush(10)
@@ -100,18 +150,243 @@ class TableSink:
             if err.code() != KafkaError._PARTITION_EOF:
                 log.warning("sink %s: consumer error %s", self.spec.table, err)
             return
+        p, offset = msg.partition(), msg.offset()
+        end = self._replay_end.get(p)
+        if end is not None and offset > end:
+            # The intent's range is complete only if its last offset was delivered; if it was
+            # not (compaction, a transaction marker), the run ends at what came before it.
+            self.flush({p})
         self.stats.consumed += 1
-        self._batch.track(msg.partition(), msg.offset(), time.monotonic())
+        self._m["messages"].inc()
+        rows = self._rows_hint(msg)
+        self._rows_per_message += (rows - self._rows_per_message) * 0.01  # to size fetches
+        self._batch.add(p, offset, msg, rows, time.monotonic())
+        if end is not None and offset >= end:
+            self.flush({p})
+
+    def _rows_hint(self, msg: Message) -> int:
+        """Rows a message holds, for batch sizing (exact for passthrough envelopes)."""
+        if not self.spec.avro:
+            return 1
         try:
-            decoded = self._decode.decode(msg.value() or b"")
-        except SchemaError as exc:
-            self._dead_letter(msg, exc.reason, str(exc))
+            return block_of(msg.value() or b"", self._items)[1]
+        except NotPassthroughError:
+            return 1
+
+    def _flushable(self) -> set[int]:
+        # A run rebuilding an intent must reach the intent's last offset before it is written.
+        return {p for p in self._batch.runs if p not in self._replay_end}
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._owned |= {tp.partition for tp in partitions}
+        start = {}
+        for tp in consumer.committed(partitions, timeout=30):
+            if tp.offset >= 0:
+                start[tp.partition] = tp.offset
+            else:  # nothing committed yet: consumption starts at the log start (earliest)
+                start[tp.partition], _ = consumer.get_watermark_offsets(tp, timeout=30)
+        replay = self._intents.pending(start)
+        for p, last in replay.items():
+            log.info(
+                "sink %s: partition %d: re-inserting %d-%d as the last owner meant to",
+                self.spec.table,
+                p,
+                start[p],
+                last,
+            )
+        self._replay_end.update(replay)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Write what we hold while we still own the partitions; if that fails, drop it: the
+        # next owner finds our intents (or no commit) and writes the same ranges.
+        revoked = {tp.partition for tp in partitions}
+        try:
+            self.flush(self._flushable() & revoked)
+        except Exception:
+            log.exception("sink %s: flush on revoke failed; it will be replayed", self.spec.table)
+        self._batch.drop(revoked)
+        for p in revoked:
+            self._replay_end.pop(p, None)
+            with contextlib.suppress(KeyError):  # never flushed here
+                self.metrics.lag.remove(self.spec.table, str(p))
+        self._owned -= revoked
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def flush(self, partitions: set[int] | None = None) -> None:
+        runs = self._batch.take(partitions)
+        if not runs:
             return
-        if decoded.writer.name == self.spec.batch:
-            for index, record in enumerate(decoded.record[self.spec.batch_field]):
-                self._batch.add(record, (msg, index, record))
+        fresh = [r for r in runs if self._replay_end.get(r.partition) != r.last]
+        self._intents.record(fresh)
+        for run in runs:
+            self._write(run)
+            if self._replay_end.pop(run.partition, None) is not None:
+                self.stats.replays += 1
+                self._m["replays"].inc()
+        self._dlq.flush(30)  # dead letters durable before their offsets are committed
+        if self._commit(runs):
+            self.stats.batches += 1
+            self._observe_lag(runs)
+
+    def _commit(self, runs: list[Run]) -> bool:
+        offsets = [TopicPartition(self.spec.topic, r.partition, r.last + 1) for r in runs]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+            return True
+        except KafkaException as exc:  # lost the partitions meanwhile: the next owner replays
+            log.warning(
+                "sink %s: commit failed (%s); the runs will be replayed", self.spec.table, exc
+            )
+            return False
+
+    def _write(self, run: Run) -> None:
+        token = run.token(self.spec.topic)
+        written = 0
+        if not self.spec.avro:
+            rows = Rows([], [])
+            for msg in run.messages:
+                rows.records.append(self._dead_letter_row(msg))
+                rows.sources.append((msg, None))
+            written += self._insert_rows(rows, f"{token}/rows")
         else:
-            self._batch.add(decoded.record, (msg, None, decoded.record))
+            containers: dict[str, tuple[ContainerWriter, list[Message]]] = {}
+            decode: list[Message] = []
+            for msg in run.messages:
+                try:
+                    if not self.settings.avro_passthrough:
+                        raise NotPassthroughError("passthrough is off")
+                    item, count, payload = block_of(msg.value() or b"", self._items)
+                except NotPassthroughError:
+                    decode.append(msg)
+                    continue
+                if item.key not in containers:
+                    containers[item.key] = (ContainerWriter(item), [])
+                writer, members = containers[item.key]
+                writer.add_block(count, payload)
+                members.append(msg)
+            for i, (writer, members) in enumerate(containers.values()):
+                try:
+                    self._insert_container(writer, f"{token}/avro{i}")
+                    written += writer.records
+                except ClickHouseRejectedError as exc:
+                    log.info("sink %s: container rejected (%s); decoding it", self.spec.table, exc)
+                    written += self._insert_rows(self._decoded(members), f"{token}/avro{i}/rows")
+            if decode:
+                written += self._insert_rows(self._decoded(decode), f"{token}/rows")
+        self.stats.rows_written += written
+        self._m["rows"].inc(written)
+        self._m["batch_rows"].observe(written)
+
+    def _decoded(self, messages: list[Message]) -> Rows:
+        self._m["fallbacks"].inc(len(messages))
+        rows = Rows([], [])
+        for msg in messages:
+            try:
+                decoded = self._decode.decode(msg.value() or b"")
+            except SchemaError as exc:
+                self._dead_letter(msg, exc.reason, str(exc))
+                continue
+            if decoded.writer.name == self.spec.batch:
+                for index, record in enumerate(decoded.record[self.spec.batch_field]):
+                    rows.records.append(record)
+                    rows.sources.append((msg, index))
+            else:
+                rows.records.append(decoded.record)
+                rows.sources.append((msg, None))
+        return rows
+
+    def _dead_letter_row(self, msg: Message) -> dict[str, Any]:
+        _, ts = msg.timestamp()
+        return dead_letter_rows.row(
+            key=msg.key(),
+            value=msg.value(),
+            headers=msg.headers(),
+            timestamp_ms=ts if ts > 0 else int(time.time() * 1000),
+            partition=msg.partition(),
+            offset=msg.offset(),
+        )
+
+    def _insert_container(self, writer: ContainerWriter, token: str) -> None:
+        body = writer.getvalue()
+        self._retrying(
+            lambda: call(
+                f"inserting into {self._target}",
+                self.client.raw_insert,
+                self._target,
+                list(self.spec.columns),
+                body,
+                fmt="Avro",
+                settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
+            )
+        )
+
+    def _insert_rows(self, rows: Rows, token: str, lo: int = 0, hi: int | None = None) -> int:
+        """Insert rows lo:hi; rows ClickHouse rejects as bad data are isolated by halving.
+        Returns the rows written."""
+        hi = len(rows.records) if hi is None else hi
+        if hi <= lo:
+            return 0
+        part = token if (lo, hi) == (0, len(rows.records)) else f"{token}#{lo}-{hi}"
+        columns = [[r[name] for r in rows.records[lo:hi]] for name in self.spec.columns]
+        try:
+            self._retrying(
+                lambda: call(
+                    f"inserting into {self._target}",
+                    self.client.insert,
+                    self._target,
+                    columns,
+                    column_names=list(self.spec.columns),
+                    column_oriented=True,
+                    settings={**INSERT_SETTINGS, "insert_deduplication_token": part},
+                )
+            )
+            return hi - lo
+        except ClickHouseRejectedError as exc:
+            if hi - lo > 1:
+                mid = (lo + hi) // 2
+                return self._insert_rows(rows, token, lo, mid) + self._insert_rows(
+                    rows, token, mid, hi
+                )
+            reason = f"clickhouse_{(exc.name or 'rejected').lower()}"
+            self.metrics.rejected.labels(self.spec.table, reason).inc()
+            msg, index = rows.sources[lo]
+            if not self.spec.avro:
+                # A dead letter the dead_letters table cannot hold stays where it is, in the
+                # dead-letter topic (sending it there again would loop).
+                log.error(
+                    "sink %s: row of %s[%d]@%d rejected: %s",
+                    self.spec.table,
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    exc,
+                )
+            elif index is None:  # the message was this one row: keep its bytes
+                self._dead_letter(msg, reason, str(exc))
+            else:  # one row of a batch envelope: send it alone
+                value = self._encode_row(rows.records[lo])
+                self._dead_letter(msg, reason, str(exc), value, index)
+            return 0
+
+    def _retrying(self, attempt: Callable[[], object]) -> None:
+        def before_sleep(state: object) -> None:
+            self.stats.retries += 1
+            self._m["retries"].inc()
+            log.warning("sink %s: ClickHouse unavailable, retrying", self.spec.table)
+
+        # Keep the run and retry until ClickHouse is back or we are asked to stop; never
+        # commit past it. On stop the run is abandoned uncommitted and replayed next start.
+        retrying = Retrying(
+            retry=retry_if_exception_type(ClickHouseUnavailableError),
+            wait=wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.2),
+            stop=stop_any(stop_never, lambda _: self._stop.is_set()),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        started = time.perf_counter()
+        retrying(attempt)
+        self._m["insert_seconds"].observe(time.perf_counter() - started)
 
     def _dead_letter(
         self,
@@ -136,73 +411,14 @@ class TableSink:
         self._dlq.poll(0)
         self.stats.dead_letters += 1
 
-    def flush(self) -> None:
-        batch = self._batch
-        if batch.empty:
-            return
-        if batch.rows:
-            self._insert(batch)
-        self._dlq.flush(30)  # dead letters durable before their offsets are committed
-        offsets = [TopicPartition(self.spec.topic, p, o) for p, o in batch.commit_offsets().items()]
-        self._consumer.commit(offsets=offsets, asynchronous=False)
-        self.stats.rows_written += batch.rows
-        self.stats.batches += 1
-        self._batch = self._new_batch()
-
-    def _insert(self, batch: Batch, lo: int = 0, hi: int | None = None) -> None:
-        """Insert rows lo:hi; rows ClickHouse rejects as bad data are isolated by halving."""
-        hi = batch.rows if hi is None else hi
-        token = batch.dedup_token(self.spec.topic)
-        if (lo, hi) != (0, batch.rows):
-            token += f"#{lo}-{hi}"
-        try:
-            self._insert_retrying(batch.slice(lo, hi), token)
-        except ClickHouseRejectedError as exc:
-            if hi - lo == 1:
-                reason = f"clickhouse_{(exc.name or 'rejected').lower()}"
-                msg, index, record = batch.sources[lo]
-                if index is None:  # the message was this one row: keep its bytes
-                    self._dead_letter(msg, reason, str(exc))
-                else:  # one row of a batch envelope: send it alone
-                    self._dead_letter(msg, reason, str(exc), self._encode_row(record), index)
-                return
-            mid = (lo + hi) // 2
-            self._insert(batch, lo, mid)
-            self._insert(batch, mid, hi)
-
-    def _insert_retrying(self, columns: list[list[object]], token: str) -> None:
-        def attempt() -> None:
-            call(
-                f"inserting into {self._target}",
-                self.client.insert,
-                self._target,
-                columns,
-                column_names=list(self.spec.columns),
-                column_oriented=True,
-                settings={"insert_deduplication_token": token},
-            )
-
-        def before_sleep(state: object) -> None:
-            self.stats.retries += 1
-            log.warning("sink %s: ClickHouse unavailable, retrying batch", self.spec.table)
-
-        # Keep the batch and retry until ClickHouse is back or we are asked to stop; never
-        # commit past it. On stop the batch is abandoned uncommitted and replayed next start.
-        retrying = Retrying(
-            retry=retry_if_exception_type(ClickHouseUnavailableError),
-            wait=wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.2),
-            stop=stop_any(stop_never, lambda _: self._stop.is_set()),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        retrying(attempt)
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Flush what we hold while we still own the partitions; drop it if that fails.
-        try:
-            self.flush()
-        except Exception:
-            log.exception(
-                "sink %s: flush on revoke failed; batch will be replayed", self.spec.table
-            )
-            self._batch = self._new_batch()
+    def _observe_lag(self, runs: list[Run]) -> None:
+        for run in runs:
+            tp = TopicPartition(self.spec.topic, run.partition)
+            try:
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                self.metrics.lag.labels(self.spec.table, str(run.partition)).set(
+                    max(high - run.last - 1, 0)
+                )

@@ -55,12 +55,18 @@ class EventProducer:
         self.send_raw(session.encode(), value, events[0]["event_time"])
 
     def send_raw(
-        self, key: bytes | None, value: bytes | None, timestamp_ms: int | None = None
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Publish pre-encoded bytes (replays, hostile inputs, tombstones)."""
         kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": self._on_delivery}
         if timestamp_ms is not None:
             kwargs["timestamp"] = timestamp_ms
+        if headers:
+            kwargs["headers"] = headers
         while True:
             try:
                 self._producer.produce(self.topic, **kwargs)

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kafka-port", type=int, default=9092)
     parser.add_argument("--query-port", type=int, default=8124)
     parser.add_argument("--streams-web-port", type=int, default=6066)
+    parser.add_argument("--sink-metrics-port", type=int, default=9465)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--rate", type=float, default=200.0, help="demo events per second")
     parser.add_argument("--no-traffic", action="store_true", help="do not generate demo traffic")
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         ("--kafka-port", args.kafka_port),
         ("--query-port", args.query_port),
         ("--streams-web-port", args.streams_web_port),
+        ("--sink-metrics-port", args.sink_metrics_port),
     ]:
         if not _port_free(port):
             parser.error(f"port {port} ({name}) is in use: is another stack running?")
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "PULSE_QUERY_URL": f"http://127.0.0.1:{args.query_port}",
         "PULSE_DATA_DIR": str(data / "streams"),
         "PULSE_WEB_PORT": str(args.streams_web_port),
+        "PULSE_METRICS_PORT": str(args.sink_metrics_port),
         "PULSE_USER_ID_SECRET": _secret(data / "user-id-secret"),
     }
     py = shlex.quote(sys.executable)

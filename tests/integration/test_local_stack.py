@@ -45,7 +45,8 @@ def test_stack_comes_up_grows_and_stops_cleanly(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
     cmd = [sys.executable, "-m", "deploy.local", "--data-dir", str(data),
            "--kafka-port", str(free_port()), "--query-port", str(query_port),
-           "--streams-web-port", str(free_port()), "--rate", "300"]  # fmt: skip
+           "--streams-web-port", str(free_port()), "--sink-metrics-port", str(free_port()),
+           "--rate", "300"]  # fmt: skip
     log = open(tmp_path / "stack.log", "wb")  # noqa: SIM115
     stack = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -1,0 +1,201 @@
+"""``python -m sinks bench``: Kafka -> ClickHouse throughput, committed, next to a baseline.
+
+One embedded broker (``python -m streams broker``, a separate process) holds enriched events in
+envelopes; one chDB engine in this process holds two databases. The sink (Avro handed to
+ClickHouse as object containers) and the baseline (the same worker decoding Avro in Python and
+inserting columns, ``PULSE_AVRO_PASSTHROUGH=false``) each consume the topic with their own
+group. A rate runs from the first message consumed to the last offset committed; "per core"
+divides events by the CPU seconds this process used meanwhile (chDB's threads included; the
+broker's excluded), since both cores of the machine are in play.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from schemas import ENRICHED_EVENT_BATCH, Encoder, default_catalog
+from sinks.clickhouse import connect
+from sinks.migrate import migrate
+from sinks.settings import SinkSettings
+from sinks.tables import table_specs
+from sinks.worker import TableSink
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGINS = [
+    "catalog",
+    "techdocs",
+    "scaffolder",
+    "search",
+    "kubernetes",
+    "api-docs",
+    "github-actions",
+]
+ACTIONS = ["navigate", "click", "search", "create", "discover", "copy"]
+
+
+@dataclass
+class Figures:
+    events: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def per_core(self) -> float:
+        return self.events / self.cpu_seconds
+
+
+def enriched_events(n: int, seed: int) -> list[dict]:
+    rnd = random.Random(seed)
+    now = int(time.time() * 1000)
+    out = []
+    for i in range(n):
+        plugin = rnd.choice(PLUGINS)
+        t = now - rnd.randrange(3_600_000)
+        out.append(
+            {
+                "event_id": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+                "event_time": t, "received_at": t + 40, "lateness_ms": 40,
+                "instance_id": "backstage.acme.internal", "frontend_system": "NEW",
+                "session_id": f"session-{i // 50}", "user_id": f"{rnd.getrandbits(256):064x}",
+                "plugin_id": plugin, "plugin_known": True, "plugin_title": plugin.title(),
+                "plugin_owner": "group:default/platform", "plugin_lifecycle": "production",
+                "plugin_package": f"@backstage/plugin-{plugin}", "plugin_category": "core",
+                "extension": f"page:{plugin}", "extension_kind": "page", "route_ref": "",
+                "action": rnd.choice(ACTIONS), "subject": f"/{plugin}/{rnd.randrange(500)}",
+                "value": rnd.random() * 100 if rnd.random() < 0.3 else None,
+                "attributes": {"to": f"/{plugin}"}, "entity_ref": "component:default/svc",
+                "entity_kind": "component", "entity_namespace": "default", "entity_name": "svc",
+                "search_types": "", "is_page_view": rnd.random() < 0.4,
+                "source_partition": i % 4, "source_offset": i,
+            }
+        )  # fmt: skip
+    return out
+
+
+def _publish(bootstrap: str, topic: str, events: int, batch: int, seed: int) -> int:
+    encode = Encoder(default_catalog().latest(ENRICHED_EVENT_BATCH))
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "log_level": 3})
+    records = enriched_events(events, seed)
+    messages = 0
+    for i in range(0, events, batch):
+        chunk = records[i : i + batch]
+        while True:
+            try:
+                producer.produce(topic, encode({"events": chunk}), chunk[0]["session_id"].encode())
+                break
+            except BufferError:
+                producer.poll(0.1)
+        messages += 1
+    if producer.flush(60):
+        raise RuntimeError("the broker did not take every message")
+    return messages
+
+
+def _measure(sink: TableSink, events: int, timeout_s: float = 600) -> Figures:
+    thread = threading.Thread(target=sink.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while sink.stats.consumed == 0:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"sink {sink.spec.table} consumed nothing")
+        time.sleep(0.005)
+    t0, c0 = time.perf_counter(), time.process_time()
+    while sink.stats.rows_written < events or sink._batch.runs:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"sink stalled at {sink.stats.rows_written} of {events} rows")
+        time.sleep(0.005)
+    t1, c1 = time.perf_counter(), time.process_time()
+    sink.stop()
+    thread.join(60)
+    return Figures(events, t1 - t0, c1 - c0)
+
+
+def run(events: int, batch: int, partitions: int, batch_rows: int, seed: int) -> dict[str, Figures]:
+    workdir = Path(tempfile.mkdtemp(prefix="pulse-sink-bench-"))
+    port = _free_port()
+    broker = subprocess.Popen(
+        [sys.executable, "-m", "streams", "broker", "--port", str(port), "--no-topics"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        bootstrap = f"127.0.0.1:{port}"
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        topic = f"bench-enriched-{int(time.time())}"
+        _wait_for(admin)
+        admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+        messages = _publish(bootstrap, topic, events, batch, seed)
+        print(f"input: {events} enriched events in {messages} messages ({batch} per envelope)")
+        client = connect(f"chdb://{workdir / 'clickhouse'}")
+        results = {}
+        for name, passthrough in (("sink", True), ("baseline", False)):
+            settings = SinkSettings(
+                kafka_bootstrap=bootstrap,
+                topic_enriched=topic,
+                database=f"bench_{name}",
+                group_prefix=f"bench-{name}-{topic}",
+                batch_rows=batch_rows,
+                avro_passthrough=passthrough,
+                metrics_port=0,
+            )
+            migrate(client, settings.database)
+            figures = _measure(TableSink(table_specs(settings)["events"], settings, client), events)
+            stored = client.command(f"SELECT count() FROM {settings.database}.events")
+            if stored != events:
+                raise RuntimeError(f"{name}: {stored} rows stored, {events} expected")
+            print(
+                f"{name}: {figures.rate:,.0f} events/s, {figures.per_core:,.0f} events/s per core "
+                f"({figures.seconds:.2f} s, {figures.cpu_seconds:.2f} CPU s)",
+                flush=True,
+            )
+            results[name] = figures
+        return results
+    finally:
+        broker.terminate()
+        try:
+            broker.wait(10)
+        except subprocess.TimeoutExpired:
+            broker.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(admin: AdminClient, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin.list_topics(timeout=1)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def result_line(results: dict[str, Figures]) -> str:
+    sink, baseline = results["sink"].per_core, results["baseline"].per_core
+    return f"RESULT sink={sink:.0f} baseline={baseline:.0f} ratio={sink / baseline:.2f}"

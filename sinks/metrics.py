@@ -1,0 +1,61 @@
+"""Prometheus metrics of the sink workers (one registry per process, served on /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class SinkMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.messages = Counter(
+            "pulse_sink_messages_total", "Messages consumed", ["table"], registry=r
+        )
+        self.rows = Counter(
+            "pulse_sink_rows_written_total", "Rows ClickHouse acknowledged", ["table"], registry=r
+        )
+        self.insert_seconds = Histogram(
+            "pulse_sink_insert_seconds",
+            "Duration of one insert, retries included",
+            ["table"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.batch_rows = Histogram(
+            "pulse_sink_batch_rows",
+            "Rows per flushed partition run",
+            ["table"],
+            buckets=(1, 10, 100, 500, 1000, 5000, 10_000, 50_000, 100_000),
+            registry=r,
+        )
+        self.retries = Counter(
+            "pulse_sink_insert_retries_total",
+            "Inserts retried because ClickHouse was unavailable",
+            ["table"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "pulse_sink_rows_rejected_total",
+            "Rows ClickHouse rejected, sent to the dead-letter topic",
+            ["table", "reason"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "pulse_sink_decoded_messages_total",
+            "Messages decoded in Python instead of handed to ClickHouse as Avro",
+            ["table"],
+            registry=r,
+        )
+        self.replays = Counter(
+            "pulse_sink_replayed_runs_total",
+            "Partition runs rebuilt from an insert intent after a takeover",
+            ["table"],
+            registry=r,
+        )
+        self.lag = Gauge(
+            "pulse_sink_consumer_lag",
+            "Messages behind the partition's end, at the last flush",
+            ["table", "partition"],
+            registry=r,
+        )
