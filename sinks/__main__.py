@@ -25,23 +25,35 @@ def cli() -> None:
 
 
 @cli.command()
-def migrate() -> None:
-    """Apply pending migrations to PULSE_CLICKHOUSE_URL (idempotent); print what was applied."""
+@click.option("--dry-run", is_flag=True, help="Print every statement of a fresh install; run none.")
+def migrate(dry_run: bool) -> None:
+    """Apply pending migrations to PULSE_CLICKHOUSE_URL (idempotent); print what was applied.
+
+    With PULSE_CLICKHOUSE_CLUSTER set, DDL runs ON CLUSTER with Replicated and Distributed
+    tables. PULSE_EVENTS_TTL_DAYS sets how long raw events are kept."""
     from sinks.clickhouse import connect, redact
+    from sinks.migrate import apply_retention, plan
     from sinks.migrate import migrate as apply
 
     _setup_logging()
     settings = ClickHouseSettings()
+    cluster = settings.clickhouse_cluster
+    if dry_run:
+        for statement in plan(settings.database, cluster):
+            click.echo(statement.rstrip() + ";\n")
+        return
     try:
-        applied = apply(connect(settings.clickhouse_url), settings.database)
+        client = connect(settings.clickhouse_url, **settings.connect_options())
+        applied = apply(client, settings.database, cluster=cluster)
+        retention = apply_retention(client, settings.database, settings.events_ttl_days, cluster)
     except SinkError as exc:
         raise click.ClickException(str(exc)) from exc
     target = f"{redact(settings.clickhouse_url)} database {settings.database}"
-    if applied:
-        for name in applied:
-            click.echo(f"applied {name}")
-    else:
+    for name in applied:
+        click.echo(f"applied {name}")
+    if not applied:
         click.echo(f"{target}: up to date")
+    click.echo(retention)
 
 
 @cli.command()
@@ -69,9 +81,9 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
     _setup_logging()
     settings = SinkSettings()
     try:
-        client = connect(settings.clickhouse_url)
+        client = connect(settings.clickhouse_url, **settings.connect_options())
         if do_migrate:
-            for name in apply(client, settings.database):
+            for name in apply(client, settings.database, cluster=settings.clickhouse_cluster):
                 log.info("applied migration %s", name)
     except SinkError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -87,7 +99,22 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
         start_http_server(settings.metrics_port, settings.metrics_bind, registry=metrics.registry)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_bind, settings.metrics_port)
     specs = table_specs(settings)
-    sinks = [TableSink(specs[name], settings, client, metrics) for name in (tables or specs)]
+    try:
+        sinks = [
+            TableSink(
+                specs[name],
+                settings,
+                client,
+                metrics,
+                [
+                    connect(settings.clickhouse_url, **settings.connect_options())
+                    for _ in range(settings.insert_parallelism - 1)
+                ],
+            )
+            for name in (tables or specs)
+        ]
+    except SinkError as exc:
+        raise click.ClickException(str(exc)) from exc
     failed = threading.Event()
 
     def _run(sink: TableSink) -> None:

@@ -143,7 +143,8 @@ def run(events: int, batch: int, partitions: int, batch_rows: int, seed: int) ->
         admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
         messages = _publish(bootstrap, topic, events, batch, seed)
         print(f"input: {events} enriched events in {messages} messages ({batch} per envelope)")
-        client = connect(f"chdb://{workdir / 'clickhouse'}")
+        url = f"chdb://{workdir / 'clickhouse'}"
+        client = connect(url)
         results = {}
         for name, passthrough in (("sink", True), ("baseline", False)):
             settings = SinkSettings(
@@ -156,7 +157,9 @@ def run(events: int, batch: int, partitions: int, batch_rows: int, seed: int) ->
                 metrics_port=0,
             )
             migrate(client, settings.database)
-            figures = _measure(TableSink(table_specs(settings)["events"], settings, client), events)
+            extra = [connect(url) for _ in range(settings.insert_parallelism - 1)]
+            sink = TableSink(table_specs(settings)["events"], settings, client, None, extra)
+            figures = _measure(sink, events)
             stored = client.command(f"SELECT count() FROM {settings.database}.events")
             if stored != events:
                 raise RuntimeError(f"{name}: {stored} rows stored, {events} expected")

@@ -53,13 +53,26 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def connect(url: str, database: str | None = None) -> Client:
+def connect(url: str, database: str | None = None, **options: Any) -> Client:
+    """A client for ``chdb:///path`` (embedded) or ``http(s)://user:pass@host:port`` (server);
+    ``options`` (TLS, timeouts, password) apply to servers. No secret reaches an error."""
+    secrets = [s for s in (urlsplit(url).password, options.get("password")) if s]
     try:
         if url.startswith("chdb:"):
             return clickhouse_connect.get_client(dsn=url)
-        return clickhouse_connect.get_client(dsn=url, database=database or "default")
+        scheme = urlsplit(url).scheme
+        if scheme not in ("http", "https"):
+            raise ValueError(f"unsupported scheme {scheme!r}: use chdb://, http:// or https://")
+        # clickhouse-connect takes TLS from the port (443/8443) or `secure`, not from the
+        # DSN's scheme: https:// on any other port would silently speak plain HTTP.
+        return clickhouse_connect.get_client(
+            dsn=url, interface=scheme, database=database or "default", **options
+        )
     except Exception as exc:
-        raise translate(exc, f"connecting to {redact(url)}") from exc
+        error = translate(exc, f"connecting to {redact(url)}")
+        for secret in secrets:
+            error.args = tuple(str(a).replace(str(secret), "***") for a in error.args)
+        raise error from None  # the driver's own error may quote the secret
 
 
 def translate(exc: BaseException, doing: str) -> ClickHouseError:

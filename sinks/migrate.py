@@ -15,6 +15,7 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
+from sinks import cluster as cluster_ddl
 from sinks.clickhouse import call
 from sinks.errors import MigrationError
 
@@ -62,18 +63,41 @@ def applied(client: Client, database: str) -> dict[int, str]:
     return {int(v): c for v, c in rows}
 
 
-def migrate(client: Client, database: str, migrations: list[Migration] | None = None) -> list[str]:
-    """Apply pending migrations; return the names applied (empty when up to date)."""
-    migrations = load() if migrations is None else migrations
-    call("creating database", client.command, f"CREATE DATABASE IF NOT EXISTS {database}")
-    call(
-        "creating migrations table",
-        client.command,
+def rendered(statement: str, cluster: str | None) -> list[str]:
+    """A statement as run: itself on one node, its ``ON CLUSTER`` rendering in cluster mode."""
+    return cluster_ddl.render(statement, cluster) if cluster else [statement]
+
+
+def bootstrap_statements(database: str) -> list[str]:
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {database}",
         f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
         "(version UInt32, name String, checksum String, "
         "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
         "ENGINE = ReplacingMergeTree ORDER BY version",
-    )
+    ]
+
+
+def plan(database: str, cluster: str | None = None) -> list[str]:
+    """Every statement a fresh database gets, as rendered for ``cluster`` (or one node)."""
+    statements = bootstrap_statements(database)
+    for migration in load():
+        statements += migration.statements(database)
+    return [out for s in statements for out in rendered(s, cluster)]
+
+
+def migrate(
+    client: Client,
+    database: str,
+    migrations: list[Migration] | None = None,
+    cluster: str | None = None,
+) -> list[str]:
+    """Apply pending migrations; return the names applied (empty when up to date).
+    With ``cluster``, every statement runs ``ON CLUSTER`` with replicated/distributed tables."""
+    migrations = load() if migrations is None else migrations
+    for statement in bootstrap_statements(database):
+        for each in rendered(statement, cluster):
+            call("creating the migrations table", client.command, each)
     done = applied(client, database)
     names = []
     for migration in migrations:
@@ -83,7 +107,8 @@ def migrate(client: Client, database: str, migrations: list[Migration] | None = 
                 raise MigrationError(f"{label} was edited after it was applied")
             continue
         for statement in migration.statements(database):
-            call(f"applying {label}", client.command, statement)
+            for each in rendered(statement, cluster):
+                call(f"applying {label}", client.command, each)
         call(
             f"recording {label}",
             client.insert,
@@ -93,3 +118,27 @@ def migrate(client: Client, database: str, migrations: list[Migration] | None = 
         )
         names.append(label)
     return names
+
+
+def apply_retention(client: Client, database: str, days: int, cluster: str | None = None) -> str:
+    """Set the TTL of raw events to ``days`` (0: keep them); return what was done."""
+    if days > 0:
+        statement = (
+            f"ALTER TABLE {database}.events MODIFY TTL toDateTime(event_time) + INTERVAL {days} DAY"
+        )
+        done = f"events kept {days} days"
+    else:
+        engine = call(
+            "reading the events table",
+            client.command,
+            "SELECT engine_full FROM system.tables WHERE database = {db:String} "
+            "AND name IN ('events', 'events_local') LIMIT 1",
+            parameters={"db": database},
+        )
+        if " TTL " not in f" {engine} ":
+            return "events kept forever"
+        statement = f"ALTER TABLE {database}.events REMOVE TTL"
+        done = "events kept forever (TTL removed)"
+    for each in rendered(statement, cluster):
+        call("setting the events TTL", client.command, each)
+    return done

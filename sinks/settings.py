@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,19 @@ class ClickHouseSettings(BaseSettings):
         description="chdb:///path (embedded) or http(s)://user:pass@host:port (server)",
     )
     database: str = "pulse"
+    clickhouse_password: SecretStr | None = Field(
+        None, description="overrides the URL's password (keep secrets out of URLs and logs)"
+    )
+    clickhouse_verify: bool = Field(True, description="verify the server's TLS certificate")
+    clickhouse_ca_cert: str | None = Field(None, description="CA bundle file for https://")
+    clickhouse_client_cert: str | None = Field(None, description="client certificate (mTLS)")
+    clickhouse_client_cert_key: str | None = None
+    clickhouse_connect_timeout_s: float = Field(10.0, gt=0)
+    clickhouse_send_receive_timeout_s: float = Field(300.0, gt=0)
+    clickhouse_cluster: str | None = Field(
+        None, description="cluster mode: DDL ON CLUSTER, Replicated and Distributed tables"
+    )
+    events_ttl_days: int = Field(0, ge=0, description="raw events kept this long (0: forever)")
     query_url: str = Field(
         "http://127.0.0.1:8124",
         description="where the process owning an embedded chDB serves read-only SQL",
@@ -37,6 +50,21 @@ class ClickHouseSettings(BaseSettings):
     def embedded(self) -> bool:
         return self.clickhouse_url.startswith("chdb:")
 
+    def connect_options(self) -> dict[str, object]:
+        """clickhouse-connect keyword arguments for a server URL (TLS, timeouts, password)."""
+        options: dict[str, object] = {
+            "verify": self.clickhouse_verify,
+            "connect_timeout": self.clickhouse_connect_timeout_s,
+            "send_receive_timeout": self.clickhouse_send_receive_timeout_s,
+        }
+        for name in ("ca_cert", "client_cert", "client_cert_key"):
+            value = getattr(self, f"clickhouse_{name}")
+            if value:
+                options[name] = value
+        if self.clickhouse_password is not None:
+            options["password"] = self.clickhouse_password.get_secret_value()
+        return options
+
 
 class SinkSettings(ClickHouseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -47,6 +75,7 @@ class SinkSettings(ClickHouseSettings):
     group_prefix: str = Field("pulse-sink", description="consumer group = <prefix>-<table>")
     batch_rows: int = Field(20_000, ge=1)
     batch_age_s: float = Field(0.5, gt=0, description="flush a non-empty batch this old")
+    insert_parallelism: int = Field(2, ge=1, description="partition runs inserted at once")
     avro_passthrough: bool = Field(
         True, description="hand Avro messages to ClickHouse undecoded (False: decode in Python)"
     )

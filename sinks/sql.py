@@ -38,5 +38,5 @@ def run_query(settings: ClickHouseSettings, query: str, fmt: str) -> str:
     """Embedded: through the running sink if there is one, else by opening chDB here."""
     if settings.embedded and query_server_up(settings.query_url):
         return query_via_server(settings.query_url, query, fmt)
-    client = connect(settings.clickhouse_url, settings.database)
+    client = connect(settings.clickhouse_url, settings.database, **settings.connect_options())
     return run_readonly(client, query, fmt).decode("utf-8", "replace")

@@ -84,6 +84,7 @@ def pulse_env(broker, tmp_path, monkeypatch) -> Env:
         "PULSE_QUERY_PORT": (query_port := str(free_port())),
         "PULSE_QUERY_URL": f"http://127.0.0.1:{query_port}",
         "PULSE_BATCH_AGE_S": "0.2",
+        "PULSE_METRICS_PORT": str(free_port()),
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
