@@ -10,6 +10,7 @@ import threading
 import click
 
 from sinks.errors import ClickHouseError, SinkError
+from sinks.questions import GROUPINGS
 from sinks.settings import ClickHouseSettings, SinkSettings
 
 log = logging.getLogger("pulse.sinks")
@@ -155,6 +156,57 @@ def sql(query: str, fmt: str) -> None:
     settings = ClickHouseSettings()
     try:
         sys.stdout.write(run_query(settings, query, fmt))
+    except ClickHouseError as exc:
+        raise click.ClickException(str(exc)) from None
+    except SinkError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+FORMATS = {"table": "PrettyCompactMonoBlock", "csv": "CSVWithNames", "json": "JSONEachRow",
+           "tsv": "TSVWithNames"}  # fmt: skip
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--list", "list_", is_flag=True, help="List the saved questions.")
+@click.option("--since", default="7d", show_default=True, help="7d, 24h, 90m, 2w or a date.")
+@click.option("--until", default="now", show_default=True)
+@click.option("--group-by", type=click.Choice(GROUPINGS), default="day", show_default=True)
+@click.option("--instance", default="", help="Only this Backstage instance.")
+@click.option("--plugin", default="", help="Only this plugin id.")
+@click.option("--frontend-system", type=click.Choice(["", "LEGACY", "NEW", "UNKNOWN"]), default="")
+@click.option("--limit", default=20, show_default=True, help="Rows of top-N questions.")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="table")
+def query(name, list_, since, until, group_by, instance, plugin, frontend_system, limit, fmt):
+    """Answer a saved question (see --list) over a time range.
+
+    Reads the rollups where they hold the answer, raw events where it needs more; the range,
+    filters and limit are query parameters, never SQL text."""
+    from datetime import UTC, datetime
+
+    from sinks import questions
+    from sinks.sql import run_query
+
+    if list_ or not name:
+        width = max(len(n) for n in questions.QUESTIONS)
+        for q in questions.QUESTIONS.values():
+            grouped = f" [--group-by {'|'.join(GROUPINGS)}]" if q.grouped else ""
+            click.echo(f"{q.name:<{width}}  {q.title}{grouped}")
+        return
+    settings = ClickHouseSettings()
+    try:
+        question = questions.get(name)
+        now = datetime.now(UTC)
+        sql_text, params = questions.render(
+            question,
+            settings.database,
+            since=questions.parse_moment(since, now),
+            until=questions.parse_moment(until, now),
+            group_by=group_by,
+            filters=questions.Filters(instance, plugin, frontend_system),
+            limit=limit,
+        )
+        sys.stdout.write(run_query(settings, sql_text, FORMATS[fmt], params))
     except ClickHouseError as exc:
         raise click.ClickException(str(exc)) from None
     except SinkError as exc:

@@ -21,8 +21,8 @@ SHARDING_KEYS = {
     ),
     "dead_letters": "cityHash64(dlq_partition, dlq_offset)",
     "sink_intents": "cityHash64(target, topic, partition)",
-    "usage_hourly": "cityHash64(hour, instance_id, plugin_id, extension, action)",
-    "usage_daily": "cityHash64(day, instance_id, plugin_id, extension, action)",
+    "usage_hourly": "cityHash64(hour, instance_id, frontend_system, plugin_id, extension, action)",
+    "usage_daily": "cityHash64(day, instance_id, frontend_system, plugin_id, extension, action)",
     "schema_migrations": "version",
 }
 

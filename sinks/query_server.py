@@ -54,8 +54,10 @@ def _handler(client: Client) -> type[BaseHTTPRequestHandler]:
                 self._reply(HTTPStatus.BAD_REQUEST, b"empty query\n")
                 return
             fmt = params.get("default_format", ["TabSeparated"])[0]
+            # Query parameters, as ClickHouse's HTTP interface takes them: param_<name>=value.
+            values = {k[6:]: v[0] for k, v in params.items() if k.startswith("param_") and v}
             try:
-                body = run_readonly(client, sql, fmt)
+                body = run_readonly(client, sql, fmt, values)
             except ClickHouseError as exc:
                 headers = {"X-ClickHouse-Exception-Code": str(exc.code or 0)}
                 self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, f"{exc}\n".encode(), headers)

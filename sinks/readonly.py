@@ -46,6 +46,15 @@ def guard(client: Client, sql: str) -> tuple[str, str | None]:
     return normalised, fmt
 
 
-def run_readonly(client: Client, sql: str, default_format: str) -> bytes:
+def run_readonly(
+    client: Client, sql: str, default_format: str, parameters: dict[str, object] | None = None
+) -> bytes:
+    """Run one reading statement; ``parameters`` fill its ``{name:Type}`` placeholders."""
     statement, fmt = guard(client, sql)
-    return call("query", client.raw_query, statement, fmt=fmt or default_format)
+    return call(
+        "query",
+        client.raw_query,
+        statement,
+        parameters=parameters or None,
+        fmt=fmt or default_format,
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import urllib3
 
 from sinks.clickhouse import connect
@@ -19,11 +21,18 @@ def query_server_up(url: str) -> bool:
         return False
 
 
-def query_via_server(url: str, query: str, fmt: str) -> str:
+def query_via_server(
+    url: str, query: str, fmt: str, parameters: dict[str, object] | None = None
+) -> str:
     """Ask the process that owns an embedded chDB (see ``query_server``)."""
+    fields = {"default_format": fmt} | {f"param_{k}": str(v) for k, v in (parameters or {}).items()}
     try:
         resp = _http.request(
-            "POST", f"{url}/?default_format={fmt}", body=query.encode(), timeout=60.0, retries=False
+            "POST",
+            f"{url}/?{urlencode(fields)}",
+            body=query.encode(),
+            timeout=60.0,
+            retries=False,
         )
     except urllib3.exceptions.HTTPError as exc:
         raise ClickHouseUnavailableError(f"query server {url}: {exc}") from exc
@@ -34,9 +43,14 @@ def query_via_server(url: str, query: str, fmt: str) -> str:
     return text
 
 
-def run_query(settings: ClickHouseSettings, query: str, fmt: str) -> str:
+def run_query(
+    settings: ClickHouseSettings,
+    query: str,
+    fmt: str,
+    parameters: dict[str, object] | None = None,
+) -> str:
     """Embedded: through the running sink if there is one, else by opening chDB here."""
     if settings.embedded and query_server_up(settings.query_url):
-        return query_via_server(settings.query_url, query, fmt)
+        return query_via_server(settings.query_url, query, fmt, parameters)
     client = connect(settings.clickhouse_url, settings.database, **settings.connect_options())
-    return run_readonly(client, query, fmt).decode("utf-8", "replace")
+    return run_readonly(client, query, fmt, parameters).decode("utf-8", "replace")

@@ -115,6 +115,10 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         await app.producer.flush()
         sent = deliveries[:]
         deliveries.clear()
+        return await settled(sent)
+
+    async def settled(sent: list[asyncio.Future]) -> bool:
+        """Wait for these deliveries; False (and the worker crashed) if one failed."""
         results = await asyncio.gather(*sent, return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
@@ -156,10 +160,19 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
             result = processor.flush()  # synchronous snapshot of every change so far
             if not await delivered():  # 1. what was forwarded is delivered
                 return
-            for p, bucket, states in result.count_states:  # 2. state, once per changed bucket
+            changelog = [  # 2. state, once per changed bucket or chunk
                 counts_table.send_changelog(p, bucket, states)
-            for p, key, payload in result.dedup_chunks:
+                for p, bucket, states in result.count_states
+            ]
+            changelog += [
                 dedup_table.send_changelog(p, key, payload)
+                for p, key, payload in result.dedup_chunks
+            ]
+            # Delivered before any offset is released: faust's own flush before a commit gives
+            # up on its send buffer after 0.1 s without a delivery, so a commit could precede
+            # the state it depends on, and a crash then recovered counts that missed events.
+            if not await settled(changelog):
+                return
             for key, value in result.count_records:  # 3. absolute counts
                 await send(settings.topic_counts, key, value)
             metrics.counts_emitted.inc(len(result.count_records))  # messages

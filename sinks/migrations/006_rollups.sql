@@ -1,4 +1,4 @@
--- Hourly and daily usage per instance/plugin/extension/action, kept up to date by materialized
+-- Hourly and daily usage per instance/frontend system/plugin/extension/action, kept up to date by materialized
 -- views on inserts into events, so DAU/WAU/MAU and top-N queries never scan raw events.
 -- Unique users and sessions are exact sets (uniqExact states): merging days gives exact weekly
 -- and monthly figures. A retried insert carries the same deduplication token; a block dropped
@@ -8,6 +8,7 @@ CREATE TABLE IF NOT EXISTS {database}.usage_hourly
 (
     hour           DateTime('UTC'),
     instance_id    LowCardinality(String),
+    frontend_system LowCardinality(String),
     plugin_id      LowCardinality(String),
     extension      LowCardinality(String),
     action         LowCardinality(String),
@@ -19,13 +20,14 @@ CREATE TABLE IF NOT EXISTS {database}.usage_hourly
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
-ORDER BY (hour, instance_id, plugin_id, extension, action)
+ORDER BY (hour, instance_id, frontend_system, plugin_id, extension, action)
 SETTINGS non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.usage_hourly_mv TO {database}.usage_hourly AS
 SELECT
     toStartOfHour(event_time) AS hour,
     instance_id,
+    frontend_system,
     plugin_id,
     extension,
     action,
@@ -35,12 +37,13 @@ SELECT
     uniqExactStateIf(user_id, user_id != '') AS users,
     uniqExactState(session_id) AS sessions
 FROM {database}.events
-GROUP BY hour, instance_id, plugin_id, extension, action;
+GROUP BY hour, instance_id, frontend_system, plugin_id, extension, action;
 
 CREATE TABLE IF NOT EXISTS {database}.usage_daily
 (
     day            Date,
     instance_id    LowCardinality(String),
+    frontend_system LowCardinality(String),
     plugin_id      LowCardinality(String),
     extension      LowCardinality(String),
     action         LowCardinality(String),
@@ -52,13 +55,14 @@ CREATE TABLE IF NOT EXISTS {database}.usage_daily
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (day, instance_id, plugin_id, extension, action)
+ORDER BY (day, instance_id, frontend_system, plugin_id, extension, action)
 SETTINGS non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.usage_daily_mv TO {database}.usage_daily AS
 SELECT
     toDate(event_time) AS day,
     instance_id,
+    frontend_system,
     plugin_id,
     extension,
     action,
@@ -68,4 +72,4 @@ SELECT
     uniqExactStateIf(user_id, user_id != '') AS users,
     uniqExactState(session_id) AS sessions
 FROM {database}.events
-GROUP BY day, instance_id, plugin_id, extension, action;
+GROUP BY day, instance_id, frontend_system, plugin_id, extension, action;

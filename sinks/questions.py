@@ -1,0 +1,293 @@
+"""Saved questions: what Backstage owners ask of their analytics, as parameterised SQL (pure).
+
+Each question reads the rollups (``usage_hourly``/``usage_daily``) where they hold the answer
+and raw ``events`` only where it needs a column the rollups do not keep (entity refs, search
+terms, first-seen times). User input never becomes SQL text: the time range, filters and limit
+are ClickHouse query parameters (``{name:Type}``); the grouping picks one of a fixed set of
+expressions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sinks.errors import SinkError
+
+GROUPINGS = ("hour", "day", "week", "month", "total")
+
+
+class QuestionError(SinkError):
+    """An unknown question, grouping or time range."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    instance: str = ""
+    plugin: str = ""
+    frontend_system: str = ""
+
+
+@dataclass(frozen=True)
+class Question:
+    name: str
+    title: str
+    sql: str  # with {bucket} (when grouped), {db} and {where}; parameters in {x:Type} form
+    source: str  # "rollup" or "events" or "dead_letters"
+    grouped: bool = False
+    filters: bool = True
+
+
+# Bucket expressions per source: rollups have `hour` and `day` columns, events `event_time`.
+_BUCKETS = {
+    "events": {
+        "hour": "toStartOfHour(event_time)",
+        "day": "toDate(event_time)",
+        "week": "toMonday(event_time)",
+        "month": "toStartOfMonth(event_time)",
+        "total": "toDate({since:DateTime64(3)})",
+    },
+    "rollup": {
+        "hour": "hour",
+        "day": "day",
+        "week": "toMonday(day)",
+        "month": "toStartOfMonth(day)",
+        "total": "toDate({since:DateTime64(3)})",
+    },
+}
+# Rollups answer for whole hours/days: the ones the range [since, until) touches.
+_LAST = "subtractMilliseconds({until:DateTime64(3)}, 1)"
+_ROLLUP_RANGE = {
+    "hour": f"hour >= toStartOfHour({{since:DateTime64(3)}}) AND hour <= toStartOfHour({_LAST})",
+    "day": f"day >= toDate({{since:DateTime64(3)}}) AND day <= toDate({_LAST})",
+}
+_EVENTS_RANGE = "event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)}"
+_FILTERS = (
+    " AND ({instance:String} = '' OR instance_id = {instance:String})"
+    " AND ({plugin:String} = '' OR plugin_id = {plugin:String})"
+    " AND ({frontend_system:String} = '' OR frontend_system = {frontend_system:String})"
+)
+
+_USAGE_COLUMNS = (
+    "sum(events) AS events, sum(page_views) AS page_views, "
+    "uniqExactMerge(users) AS users, uniqExactMerge(sessions) AS sessions"
+)
+
+QUESTIONS: dict[str, Question] = {
+    q.name: q
+    for q in [
+        Question(
+            "active_users",
+            "Active users (DAU/WAU/MAU by grouping), with sessions, events and page views",
+            "SELECT {bucket} AS period, uniqExactMerge(users) AS users, "
+            "uniqExactMerge(sessions) AS sessions, sum(events) AS events, "
+            "sum(page_views) AS page_views FROM {db}.{rollup} WHERE {where} "
+            "GROUP BY period ORDER BY period",
+            "rollup",
+            grouped=True,
+        ),
+        Question(
+            "new_vs_returning",
+            "Users first seen in each period (new) and users seen before it (returning)",
+            "WITH firsts AS (SELECT user_id, min(event_time) AS first_seen FROM {db}.events "
+            "WHERE user_id != '' AND event_time < {until:DateTime64(3)}{filters} "
+            "GROUP BY user_id) "
+            "SELECT {bucket} AS period, "
+            "uniqExactIf(user_id, {first_bucket} = period) AS new_users, "
+            "uniqExactIf(user_id, {first_bucket} < period) AS returning_users "
+            "FROM {db}.events INNER JOIN firsts USING (user_id) "
+            "WHERE user_id != '' AND {where} GROUP BY period ORDER BY period",
+            "events",
+            grouped=True,
+        ),
+        Question(
+            "top_plugins",
+            "Plugins by page views (with users, sessions and events)",
+            "SELECT plugin_id, " + _USAGE_COLUMNS + " FROM {db}.{rollup} WHERE {where} "
+            "GROUP BY plugin_id ORDER BY page_views DESC, users DESC, plugin_id "
+            "LIMIT {limit:UInt32}",
+            "rollup",
+        ),
+        Question(
+            "top_plugins_by_users",
+            "Plugins by distinct users (with page views, sessions and events)",
+            "SELECT plugin_id, " + _USAGE_COLUMNS + " FROM {db}.{rollup} WHERE {where} "
+            "GROUP BY plugin_id ORDER BY users DESC, page_views DESC, plugin_id "
+            "LIMIT {limit:UInt32}",
+            "rollup",
+        ),
+        Question(
+            "plugin_trend",
+            "Each plugin's events, page views and users per period",
+            "SELECT {bucket} AS period, plugin_id, " + _USAGE_COLUMNS + " FROM {db}.{rollup} "
+            "WHERE {where} GROUP BY period, plugin_id ORDER BY period, events DESC, plugin_id",
+            "rollup",
+            grouped=True,
+        ),
+        Question(
+            "top_extensions",
+            "Extensions (pages, cards, nav items, legacy components) by events",
+            "SELECT plugin_id, extension, " + _USAGE_COLUMNS + " FROM {db}.{rollup} "
+            "WHERE {where} AND extension != '' GROUP BY plugin_id, extension "
+            "ORDER BY events DESC, plugin_id, extension LIMIT {limit:UInt32}",
+            "rollup",
+        ),
+        Question(
+            "top_templates",
+            "Software templates by runs (scaffolder create), with time saved (sum of value)",
+            "SELECT entity_ref AS template, count() AS runs, uniqExact(user_id) AS users, "
+            "sum(ifNull(value, 0)) AS time_saved FROM {db}.events "
+            "WHERE {where} AND plugin_id = 'scaffolder' AND action = 'create' "
+            "GROUP BY template ORDER BY runs DESC, template LIMIT {limit:UInt32}",
+            "events",
+        ),
+        Question(
+            "top_techdocs",
+            "TechDocs entities by page views, with distinct users and not-found pages",
+            "SELECT entity_ref AS entity, countIf(action = 'navigate') AS views, "
+            "uniqExactIf(user_id, action = 'navigate') AS users, "
+            "countIf(action = 'not-found') AS not_found FROM {db}.events "
+            "WHERE {where} AND plugin_id = 'techdocs' AND entity_ref != '' "
+            "GROUP BY entity ORDER BY views DESC, entity LIMIT {limit:UInt32}",
+            "events",
+        ),
+        Question(
+            "top_entities",
+            "Catalog entities by page views",
+            "SELECT entity_ref AS entity, entity_kind AS kind, count() AS views, "
+            "uniqExact(user_id) AS users FROM {db}.events "
+            "WHERE {where} AND plugin_id = 'catalog' AND action = 'navigate' "
+            "AND entity_ref != '' GROUP BY entity, kind ORDER BY views DESC, entity "
+            "LIMIT {limit:UInt32}",
+            "events",
+        ),
+        Question(
+            "top_searches",
+            "Search terms by searches, with users and mean result count",
+            "SELECT lower(trim(subject)) AS term, count() AS searches, "
+            "uniqExact(user_id) AS users, round(avg(ifNull(value, 0)), 2) AS mean_results "
+            "FROM {db}.events WHERE {where} AND action = 'search' AND term != '' "
+            "GROUP BY term ORDER BY searches DESC, term LIMIT {limit:UInt32}",
+            "events",
+        ),
+        Question(
+            "searches_no_results",
+            "Search terms that found nothing",
+            "SELECT lower(trim(subject)) AS term, count() AS searches, "
+            "uniqExact(user_id) AS users FROM {db}.events "
+            "WHERE {where} AND action = 'search' AND value = 0 AND term != '' "
+            "GROUP BY term ORDER BY searches DESC, term LIMIT {limit:UInt32}",
+            "events",
+        ),
+        Question(
+            "search_discover_rate",
+            "Searches, result clicks (discover), their ratio and the mean rank clicked",
+            "SELECT {bucket} AS period, sumIf(events, action = 'search') AS searches, "
+            "sumIf(events, action = 'discover') AS discovers, "
+            "round(if(searches = 0, 0, discovers / searches), 4) AS discover_rate, "
+            "round(if(discovers = 0, 0, sumIf(value_sum, action = 'discover') / discovers), 2) "
+            "AS mean_rank FROM {db}.{rollup} WHERE {where} "
+            "AND action IN ('search', 'discover') GROUP BY period ORDER BY period",
+            "rollup",
+            grouped=True,
+        ),
+        Question(
+            "dead_letters_by_reason",
+            "Dead letters by stage and reason, with the last one's time and detail",
+            "SELECT stage, reason, count() AS messages, max(received_at) AS last_seen, "
+            "argMax(detail, received_at) AS last_detail FROM {db}.dead_letters "
+            "WHERE received_at >= {since:DateTime64(3)} AND received_at < {until:DateTime64(3)} "
+            "GROUP BY stage, reason ORDER BY messages DESC, stage, reason",
+            "dead_letters",
+            filters=False,
+        ),
+    ]
+}
+
+
+def get(name: str) -> Question:
+    try:
+        return QUESTIONS[name]
+    except KeyError:
+        known = ", ".join(sorted(QUESTIONS))
+        raise QuestionError(f"no question named {name!r}; known: {known}") from None
+
+
+def render(
+    question: Question,
+    database: str,
+    *,
+    since: datetime,
+    until: datetime,
+    group_by: str = "day",
+    filters: Filters = Filters(),
+    limit: int = 20,
+) -> tuple[str, dict[str, Any]]:
+    """(SQL with parameter placeholders, parameters) for one question."""
+    if group_by not in GROUPINGS:
+        raise QuestionError(f"group by one of {', '.join(GROUPINGS)}, not {group_by!r}")
+    if until <= since:
+        raise QuestionError(f"the range is empty: {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M}")
+    if not 1 <= limit <= 10_000:
+        raise QuestionError("limit must be between 1 and 10000")
+    # Hourly grouping needs the hourly rollup; everything else reads the daily one.
+    rollup = "usage_hourly" if group_by == "hour" else "usage_daily"
+    if question.source == "rollup":
+        where = _ROLLUP_RANGE["hour" if rollup == "usage_hourly" else "day"]
+    else:
+        where = _EVENTS_RANGE
+    if question.filters:
+        where += _FILTERS
+    source = "rollup" if question.source == "rollup" else "events"
+    bucket = _BUCKETS[source][group_by]
+    first_bucket = _BUCKETS["events"][group_by].replace("event_time", "first_seen")
+    if group_by == "total":  # one period: new if first seen within the range
+        first_bucket = (
+            "if(first_seen >= {since:DateTime64(3)}, toDate({since:DateTime64(3)}), "
+            "toDate({since:DateTime64(3)}) - 1)"
+        )
+    sql = (
+        question.sql.replace("{bucket}", bucket)
+        .replace("{first_bucket}", first_bucket)
+        .replace("{rollup}", rollup)
+        .replace("{where}", where)
+        .replace("{filters}", _FILTERS if question.filters else "")
+        .replace("{db}", database)
+    )
+    params = {
+        "since": _fmt(since),
+        "until": _fmt(until),
+        "instance": filters.instance,
+        "plugin": filters.plugin,
+        "frontend_system": filters.frontend_system,
+        "limit": limit,
+    }
+    used = set(re.findall(r"\{(\w+):", sql))
+    return sql, {k: v for k, v in params.items() if k in used}
+
+
+def _fmt(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_moment(text: str, now: datetime) -> datetime:
+    """``7d``, ``24h``, ``90m``, ``2w`` (before ``now``), ``now``, or an ISO date/time (UTC)."""
+    text = text.strip()
+    if text == "now":
+        return now
+    match = _RELATIVE.match(text)
+    if match:
+        return now - timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise QuestionError(
+            f"not a time: {text!r} (use 7d, 24h, 90m, 2w, now, or 2026-01-31[T12:00])"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

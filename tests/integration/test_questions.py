@@ -1,0 +1,353 @@
+"""Every saved question against a seeded dataset, each expected answer computed here in Python
+from the records themselves (not by the same SQL), through the same read-only path the CLI and
+the query server use."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from schemas.dead_letters import dead_letter_headers
+from sinks import dead_letter_rows, questions
+from sinks.migrate import migrate
+from sinks.readonly import run_readonly
+from sinks.tables import EVENT_COLUMNS
+from streams.enrich import enrich
+from streams.pseudonymize import Pseudonymizer
+from streams.traffic import Traffic, TrafficConfig
+
+TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+SINCE, UNTIL = TODAY - timedelta(days=7), TODAY  # whole days: rollups and events agree
+
+
+@pytest.fixture(scope="module")
+def dataset(chdb_client):
+    database = "questions"
+    migrate(chdb_client, database)
+    start = int((TODAY - timedelta(days=10)).timestamp() * 1000)
+    config = TrafficConfig(
+        seed=5, start_ms=start, mean_gap_ms=11 * 86_400_000 / 8000, users=70, duplicate_fraction=0
+    )
+    pseudonymize = Pseudonymizer(b"q" * 32)
+    events = [
+        enrich(e, partition=0, offset=i, now_ms=e["event_time"] + 50, pseudonymize=pseudonymize)
+        for i, e in enumerate(Traffic(config).take(8000))
+    ]
+    for e in events[::97]:
+        e["user_id"] = ""  # anonymous events: counted, but not as a user
+    rows = [[e[c] for c in EVENT_COLUMNS] for e in events]
+    chdb_client.insert(f"{database}.events", rows, column_names=list(EVENT_COLUMNS))
+    dead = []
+    for i in range(40):
+        headers = dead_letter_headers(
+            None,
+            stage=["decode", "validate"][i % 2],
+            reason=["undecodable", "bad_timestamp_past", "missing_field"][i % 3],
+            detail=f"case {i}",
+            topic="raw",
+            partition=0,
+            offset=i,
+        )
+        t = int((TODAY - timedelta(hours=1 + i)).timestamp() * 1000)
+        r = dead_letter_rows.row(
+            key=b"k", value=b"v", headers=headers, timestamp_ms=t, partition=0, offset=i
+        )
+        dead.append(r)
+    chdb_client.insert(
+        f"{database}.dead_letters",
+        [[r[c] for c in dead_letter_rows.COLUMNS] for r in dead],
+        column_names=list(dead_letter_rows.COLUMNS),
+    )
+    return database, events, dead
+
+
+def ask(client, database, name, **kw) -> list[dict]:
+    sql, params = questions.render(
+        questions.get(name), database, since=kw.pop("since", SINCE), until=kw.pop("until", UNTIL),
+        **kw,
+    )  # fmt: skip
+    text = run_readonly(client, sql, "JSONEachRow", params).decode()
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+def in_range(events, **filters):
+    lo, hi = SINCE.timestamp() * 1000, UNTIL.timestamp() * 1000
+    out = [e for e in events if lo <= e["event_time"] < hi]
+    for key, value in filters.items():
+        out = [e for e in out if e[key] == value]
+    return out
+
+
+def day_of(e) -> str:
+    return datetime.fromtimestamp(e["event_time"] / 1000, UTC).date().isoformat()
+
+
+def usage(events) -> dict:
+    return {
+        "events": len(events),
+        "page_views": sum(e["is_page_view"] for e in events),
+        "users": len({e["user_id"] for e in events if e["user_id"]}),
+        "sessions": len({e["session_id"] for e in events}),
+    }
+
+
+def numbers(rows, *keys) -> list[dict]:
+    """JSON output quotes 64-bit integers: compare as numbers."""
+    return [{k: (r[k] if k in keys else float(r[k])) for k in r} for r in rows]
+
+
+def as_floats(rows: list[dict], *keys) -> list[dict]:
+    return [{k: (r[k] if k in keys else float(r[k])) for k in r} for r in rows]
+
+
+def test_active_users_by_day_and_in_total(chdb_client, dataset):
+    database, events, _ = dataset
+    by_day = defaultdict(list)
+    for e in in_range(events):
+        by_day[day_of(e)].append(e)
+    expected = [{"period": d, **usage(by_day[d])} for d in sorted(by_day)]
+    got = ask(chdb_client, database, "active_users", group_by="day")
+    assert numbers(got, "period") == as_floats(expected, "period")
+    [total] = ask(chdb_client, database, "active_users", group_by="total")
+    assert float(total["users"]) == usage(in_range(events))["users"]
+    assert float(total["events"]) == len(in_range(events))
+
+
+def test_active_users_by_week_and_month_and_hour(chdb_client, dataset):
+    database, events, _ = dataset
+    weeks, months, hours = defaultdict(set), defaultdict(set), defaultdict(set)
+    for e in in_range(events):
+        if not e["user_id"]:
+            continue
+        d = date.fromisoformat(day_of(e))
+        weeks[(d - timedelta(days=d.weekday())).isoformat()].add(e["user_id"])
+        months[d.replace(day=1).isoformat()].add(e["user_id"])
+        t = datetime.fromtimestamp(e["event_time"] / 1000, UTC)
+        hours[t.strftime("%Y-%m-%d %H:00:00")].add(e["user_id"])
+    for grouping, expected in (("week", weeks), ("month", months), ("hour", hours)):
+        got = {r["period"]: int(r["users"]) for r in ask(chdb_client, database, "active_users",
+                                                         group_by=grouping)}  # fmt: skip
+        assert got == {k: len(v) for k, v in expected.items()}, grouping
+
+
+def test_filters_narrow_the_answer(chdb_client, dataset):
+    database, events, _ = dataset
+    new = in_range(events, frontend_system="NEW")
+    [row] = ask(chdb_client, database, "active_users", group_by="total",
+                filters=questions.Filters(frontend_system="NEW"))  # fmt: skip
+    assert float(row["users"]) == usage(new)["users"] < usage(in_range(events))["users"]
+    got = ask(chdb_client, database, "top_extensions", filters=questions.Filters(plugin="catalog"))
+    assert got and {r["plugin_id"] for r in got} == {"catalog"}
+
+
+def test_new_vs_returning(chdb_client, dataset):
+    database, events, _ = dataset
+    first = {}
+    for e in sorted(events, key=lambda e: e["event_time"]):
+        if e["user_id"] and e["event_time"] < UNTIL.timestamp() * 1000:
+            first.setdefault(e["user_id"], day_of(e))
+    active = defaultdict(set)
+    for e in in_range(events):
+        if e["user_id"]:
+            active[day_of(e)].add(e["user_id"])
+    expected = [
+        {
+            "period": d,
+            "new_users": sum(first[u] == d for u in users),
+            "returning_users": sum(first[u] < d for u in users),
+        }
+        for d, users in sorted(active.items())
+    ]
+    got = ask(chdb_client, database, "new_vs_returning", group_by="day")
+    assert numbers(got, "period") == as_floats(expected, "period")
+    assert sum(r["new_users"] for r in expected) > 0 and sum(r["returning_users"] for r in expected)
+
+
+def plugin_usage(events) -> list[dict]:
+    by_plugin = defaultdict(list)
+    for e in events:
+        by_plugin[e["plugin_id"]].append(e)
+    return [{"plugin_id": p, **usage(es)} for p, es in by_plugin.items()]
+
+
+def test_top_plugins_by_page_views_and_by_users(chdb_client, dataset):
+    database, events, _ = dataset
+    rows = plugin_usage(in_range(events))
+    by_views = sorted(rows, key=lambda r: (-r["page_views"], -r["users"], r["plugin_id"]))[:5]
+    by_users = sorted(rows, key=lambda r: (-r["users"], -r["page_views"], r["plugin_id"]))[:5]
+    got = ask(chdb_client, database, "top_plugins", limit=5)
+    assert numbers(got, "plugin_id") == as_floats(by_views, "plugin_id")
+    got = ask(chdb_client, database, "top_plugins_by_users", limit=5)
+    assert numbers(got, "plugin_id") == as_floats(by_users, "plugin_id")
+
+
+def test_plugin_trend(chdb_client, dataset):
+    database, events, _ = dataset
+    by_key = defaultdict(list)
+    for e in in_range(events):
+        by_key[(day_of(e), e["plugin_id"])].append(e)
+    expected = sorted(
+        ({"period": d, "plugin_id": p, **usage(es)} for (d, p), es in by_key.items()),
+        key=lambda r: (r["period"], -r["events"], r["plugin_id"]),
+    )
+    got = ask(chdb_client, database, "plugin_trend", group_by="day")
+    assert numbers(got, "period", "plugin_id") == as_floats(expected, "period", "plugin_id")
+
+
+def test_top_extensions(chdb_client, dataset):
+    database, events, _ = dataset
+    by_key = defaultdict(list)
+    for e in in_range(events):
+        if e["extension"]:
+            by_key[(e["plugin_id"], e["extension"])].append(e)
+    expected = sorted(
+        ({"plugin_id": p, "extension": x, **usage(es)} for (p, x), es in by_key.items()),
+        key=lambda r: (-r["events"], r["plugin_id"], r["extension"]),
+    )[:10]
+    got = ask(chdb_client, database, "top_extensions", limit=10)
+    assert numbers(got, "plugin_id", "extension") == as_floats(expected, "plugin_id", "extension")
+
+
+def test_top_templates_and_time_saved(chdb_client, dataset):
+    database, events, _ = dataset
+    runs = [e for e in in_range(events, plugin_id="scaffolder", action="create")]
+    by_template = defaultdict(list)
+    for e in runs:
+        by_template[e["entity_ref"]].append(e)
+    expected = sorted(
+        (
+            {
+                "template": t,
+                "runs": len(es),
+                "users": len({e["user_id"] for e in es}),
+                "time_saved": sum(e["value"] or 0 for e in es),
+            }
+            for t, es in by_template.items()
+        ),
+        key=lambda r: (-r["runs"], r["template"]),
+    )
+    got = ask(chdb_client, database, "top_templates", limit=100)
+    assert expected and len(got) == len(expected)
+    for g, x in zip(got, expected, strict=True):
+        assert (g["template"], int(g["runs"]), int(g["users"])) == (
+            x["template"], x["runs"], x["users"]
+        )  # fmt: skip
+        assert float(g["time_saved"]) == pytest.approx(x["time_saved"])
+
+
+def test_top_techdocs_and_catalog_entities(chdb_client, dataset):
+    database, events, _ = dataset
+    docs = defaultdict(lambda: {"views": 0, "users": set(), "not_found": 0})
+    for e in in_range(events, plugin_id="techdocs"):
+        if not e["entity_ref"]:
+            continue
+        row = docs[e["entity_ref"]]
+        if e["action"] == "navigate":
+            row["views"] += 1
+            row["users"].add(e["user_id"])
+        row["not_found"] += e["action"] == "not-found"
+    expected = sorted(
+        ({"entity": k, "views": v["views"], "users": len(v["users"]), "not_found": v["not_found"]}
+         for k, v in docs.items()),
+        key=lambda r: (-r["views"], r["entity"]),
+    )[:15]  # fmt: skip
+    got = ask(chdb_client, database, "top_techdocs", limit=15)
+    assert expected and numbers(got, "entity") == as_floats(expected, "entity")
+
+    views = Counter()
+    users = defaultdict(set)
+    kinds = {}
+    for e in in_range(events, plugin_id="catalog", action="navigate"):
+        if e["entity_ref"]:
+            views[e["entity_ref"]] += 1
+            users[e["entity_ref"]].add(e["user_id"])
+            kinds[e["entity_ref"]] = e["entity_kind"]
+    expected = sorted(
+        ({"entity": k, "kind": kinds[k], "views": n, "users": len(users[k])}
+         for k, n in views.items()),
+        key=lambda r: (-r["views"], r["entity"]),
+    )[:15]  # fmt: skip
+    got = ask(chdb_client, database, "top_entities", limit=15)
+    assert expected and numbers(got, "entity", "kind") == as_floats(expected, "entity", "kind")
+
+
+def test_searches_no_results_and_discover_rate(chdb_client, dataset):
+    database, events, _ = dataset
+    searches = in_range(events, action="search")
+    by_term = defaultdict(list)
+    for e in searches:
+        by_term[e["subject"].strip(" ").lower()].append(e)
+    expected = sorted(
+        (
+            {
+                "term": t,
+                "searches": len(es),
+                "users": len({e["user_id"] for e in es}),
+                "mean_results": round(sum(e["value"] or 0 for e in es) / len(es), 2),
+            }
+            for t, es in by_term.items()
+            if t
+        ),
+        key=lambda r: (-r["searches"], r["term"]),
+    )[:10]
+    got = ask(chdb_client, database, "top_searches", limit=10)
+    assert expected and numbers(got, "term") == as_floats(expected, "term")
+
+    empty = defaultdict(list)
+    for e in searches:
+        if e["value"] == 0:
+            empty[e["subject"].strip(" ").lower()].append(e)
+    expected = sorted(
+        ({"term": t, "searches": len(es), "users": len({e["user_id"] for e in es})}
+         for t, es in empty.items() if t),
+        key=lambda r: (-r["searches"], r["term"]),
+    )[:10]  # fmt: skip
+    got = ask(chdb_client, database, "searches_no_results", limit=10)
+    assert expected and numbers(got, "term") == as_floats(expected, "term")
+
+    per_day = defaultdict(lambda: {"s": 0, "d": 0, "rank": 0.0})
+    for e in in_range(events):
+        if e["action"] == "search":
+            per_day[day_of(e)]["s"] += 1
+        elif e["action"] == "discover":
+            per_day[day_of(e)]["d"] += 1
+            per_day[day_of(e)]["rank"] += e["value"] or 0
+    expected = [
+        {
+            "period": d,
+            "searches": v["s"],
+            "discovers": v["d"],
+            "discover_rate": round(v["d"] / v["s"], 4) if v["s"] else 0,
+            "mean_rank": round(v["rank"] / v["d"], 2) if v["d"] else 0,
+        }
+        for d, v in sorted(per_day.items())
+    ]
+    got = ask(chdb_client, database, "search_discover_rate", group_by="day")
+    assert numbers(got, "period") == as_floats(expected, "period")
+
+
+def test_dead_letters_by_reason(chdb_client, dataset):
+    database, _, dead = dataset
+    lo, hi = SINCE.timestamp() * 1000, UNTIL.timestamp() * 1000
+    counted = Counter((r["stage"], r["reason"]) for r in dead if lo <= r["received_at"] < hi)
+    got = ask(chdb_client, database, "dead_letters_by_reason")
+    assert {(r["stage"], r["reason"]): int(r["messages"]) for r in got} == counted
+    latest = max((r for r in dead if (r["stage"], r["reason"]) == (got[0]["stage"],
+                  got[0]["reason"])), key=lambda r: r["received_at"])  # fmt: skip
+    assert got[0]["last_detail"] == latest["detail"]
+
+
+def test_bad_requests_are_refused_with_a_reason():
+    q = questions.get("active_users")
+    with pytest.raises(questions.QuestionError, match="group by"):
+        questions.render(q, "db", since=SINCE, until=UNTIL, group_by="fortnight")
+    with pytest.raises(questions.QuestionError, match="empty"):
+        questions.render(q, "db", since=UNTIL, until=SINCE)
+    with pytest.raises(questions.QuestionError, match="no question"):
+        questions.get("dau")
+    with pytest.raises(questions.QuestionError, match="not a time"):
+        questions.parse_moment("last tuesday", TODAY)
+    assert questions.parse_moment("36h", TODAY) == TODAY - timedelta(hours=36)
