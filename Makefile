@@ -29,7 +29,14 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration -q
 
-test: lint
+# The dashboard's browser test drives Debian's Chromium (installed once, as root or via sudo).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium \
+	  || ($(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium)
+
+test: lint $(CHROMIUM)
 	$(PY) -m pytest tests -q -p no:cacheprovider -m "not faults"
 
 # Fault injection that is not yet reliable enough for CI (see tests/integration/test_streams_faults.py).

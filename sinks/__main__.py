@@ -92,8 +92,10 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
 
     server = None
     if serve_queries if serve_queries is not None else settings.embedded:
-        server = QueryServer(client, settings.query_bind, settings.query_port).start()
-        log.info("read-only SQL on %s", server.url)
+        server = QueryServer(
+            client, settings.query_bind, settings.query_port, settings.database
+        ).start()
+        log.info("read-only SQL on %s, dashboard on %s/dashboard", server.url, server.url)
 
     metrics = SinkMetrics()
     if settings.metrics_port:
@@ -160,6 +162,33 @@ def sql(query: str, fmt: str) -> None:
         raise click.ClickException(str(exc)) from None
     except SinkError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@cli.command()
+@click.option("--port", type=int, help="Default: PULSE_QUERY_PORT.")
+@click.option("--bind", help="Default: PULSE_QUERY_BIND.")
+def dashboard(port: int | None, bind: str | None) -> None:
+    """Serve the dashboard (and read-only SQL) against PULSE_CLICKHOUSE_URL until SIGINT.
+
+    For a ClickHouse server; in embedded mode the running sink already serves it."""
+    from sinks.clickhouse import connect
+    from sinks.query_server import QueryServer
+
+    _setup_logging()
+    settings = ClickHouseSettings()
+    try:
+        client = connect(settings.clickhouse_url, settings.database, **settings.connect_options())
+        server = QueryServer(
+            client, bind or settings.query_bind, port or settings.query_port, settings.database
+        ).start()
+    except (SinkError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"dashboard: {server.url}/dashboard (Ctrl-C stops)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
 
 
 FORMATS = {"table": "PrettyCompactMonoBlock", "csv": "CSVWithNames", "json": "JSONEachRow",

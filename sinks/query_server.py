@@ -1,13 +1,16 @@
-"""Read-only SQL over HTTP for the process that owns an embedded chDB.
+"""Read-only SQL and the dashboard over HTTP, for the process that owns an embedded chDB (and,
+standalone, in front of a ClickHouse server).
 
 chDB locks its path to one process, so analysts' queries must be served by the sink that
 writes. This speaks a subset of ClickHouse's HTTP interface: ``GET /ping``, and ``GET /?query=``
-or ``POST /`` (query in the body) with optional ``default_format``; errors come back as text
-with ``X-ClickHouse-Exception-Code``. Only reading statements run (see ``readonly``).
+or ``POST /`` (query in the body) with optional ``default_format`` and ``param_<name>``
+values; errors come back as text with ``X-ClickHouse-Exception-Code``. Only reading statements
+run (see ``readonly``). ``/dashboard`` is the analysts' page (see ``dashboard``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from http import HTTPStatus
@@ -16,14 +19,30 @@ from urllib.parse import parse_qs, urlsplit
 
 from clickhouse_connect.driver.client import Client
 
+from sinks import dashboard, questions
 from sinks.errors import ClickHouseError
 from sinks.readonly import run_readonly
 
 log = logging.getLogger("pulse.sinks.query")
 MAX_QUERY_BYTES = 256 * 1024
+HTML = "text/html; charset=UTF-8"
+JS = "text/javascript; charset=UTF-8"
 
 
-def _handler(client: Client) -> type[BaseHTTPRequestHandler]:
+def asker(client: Client, database: str) -> dashboard.Ask:
+    """Answers saved questions through the read-only path."""
+
+    def ask(name: str, kw: dict) -> list[dict]:
+        sql, params = questions.render(questions.get(name), database, **kw)
+        text = run_readonly(client, sql, "JSONEachRow", params).decode()
+        return [json.loads(line) for line in text.splitlines() if line]
+
+    return ask
+
+
+def _handler(client: Client, database: str) -> type[BaseHTTPRequestHandler]:
+    ask = asker(client, database)
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "pulse-query"
 
@@ -32,11 +51,28 @@ def _handler(client: Client) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             url = urlsplit(self.path)
+            params = parse_qs(url.query)
             if url.path == "/ping":
                 self._reply(HTTPStatus.OK, b"Ok.\n")
+            elif url.path == "/dashboard":
+                self._dashboard(params.get("since", ["24h"])[0])
+            elif url.path == "/static/plotly.min.js":
+                self._reply(HTTPStatus.OK, dashboard.plotly_js(), content_type=JS, cache=True)
+            elif url.path == "/" and "query" not in params:
+                self._reply(HTTPStatus.OK, b"Ok.\n")  # as ClickHouse answers a bare GET /
+            else:
+                self._query(params.get("query", [""])[0], params)
+
+        def _dashboard(self, since: str) -> None:
+            try:
+                page = dashboard.render(ask, since)
+            except questions.QuestionError as exc:
+                self._reply(HTTPStatus.BAD_REQUEST, f"{exc}\n".encode())
                 return
-            params = parse_qs(url.query)
-            self._query(params.get("query", [""])[0], params)
+            except ClickHouseError as exc:
+                self._reply(HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}\n".encode())
+                return
+            self._reply(HTTPStatus.OK, page.encode(), content_type=HTML)
 
         def do_POST(self) -> None:
             url = urlsplit(self.path)
@@ -64,10 +100,19 @@ def _handler(client: Client) -> type[BaseHTTPRequestHandler]:
                 return
             self._reply(HTTPStatus.OK, body, {"X-ClickHouse-Format": fmt})
 
-        def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        def _reply(
+            self,
+            status: int,
+            body: bytes,
+            headers: dict[str, str] | None = None,
+            content_type: str = "text/plain; charset=UTF-8",
+            cache: bool = False,
+        ) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "text/plain; charset=UTF-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            if cache:
+                self.send_header("Cache-Control", "public, max-age=86400")
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.end_headers()
@@ -77,8 +122,8 @@ def _handler(client: Client) -> type[BaseHTTPRequestHandler]:
 
 
 class QueryServer:
-    def __init__(self, client: Client, host: str, port: int) -> None:
-        self._server = ThreadingHTTPServer((host, port), _handler(client))
+    def __init__(self, client: Client, host: str, port: int, database: str = "pulse") -> None:
+        self._server = ThreadingHTTPServer((host, port), _handler(client, database))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

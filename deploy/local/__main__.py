@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     print(f"Pulse local stack: Kafka 127.0.0.1:{args.kafka_port}, ClickHouse (chDB) in {data}")
+    print(f"Dashboard: http://127.0.0.1:{args.query_port}/dashboard")
     print(f'Query it: {sys.executable} -m sinks sql "SELECT count() FROM pulse.events"')
+    print(f"          {sys.executable} -m sinks query --list")
     print("Ctrl-C stops everything.", flush=True)
     manager = Manager(Printer(sys.stdout))
     for name, cmd in processes.items():

@@ -38,6 +38,36 @@ def pids_with_env(marker: str) -> list[int]:
     return found
 
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run installs it
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]  # fmt: skip
+
+
+def check_dashboard(url: str, screenshot: Path) -> None:
+    """Open the page in headless Chromium: every chart with data is drawn, with its traces."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url, wait_until="networkidle")
+            for chart in ("usage", "plugins", "trend", "templates", "search"):
+                plot = page.locator(f"#{chart}.js-plotly-plot")
+                plot.wait_for(timeout=15_000)
+                assert plot.locator("g.trace").count() > 0, chart
+                # drawn marks: bars are paths, lines are paths, markers are points
+                assert plot.locator("g.trace path").count() > 0, chart
+            assert int(page.locator(".tile b").first.inner_text().replace(",", "")) > 0
+            assert not errors, errors
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+
+
 def test_stack_comes_up_grows_and_stops_cleanly(tmp_path):
     data = tmp_path / "pulse-data"
     query_port = free_port()
@@ -56,6 +86,8 @@ def test_stack_comes_up_grows_and_stops_cleanly(tmp_path):
         known = query_via_server(url, "SELECT countIf(plugin_known) FROM pulse.events", "TSV")
         assert int(known) > 0  # the example catalog was published and read
         assert (data / "user-id-secret").stat().st_mode & 0o077 == 0
+        wait_for(lambda: count(url, "usage_hourly") > 0, 30, "the rollups")
+        check_dashboard(f"{url}/dashboard?since=24h", tmp_path / "dashboard.png")
     finally:
         stack.send_signal(signal.SIGINT)
         stack.wait(30)

@@ -11,8 +11,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from schemas.dead_letters import dead_letter_headers
-from sinks import dead_letter_rows, questions
+from sinks import dashboard, dead_letter_rows, questions
 from sinks.migrate import migrate
+from sinks.query_server import asker
 from sinks.readonly import run_readonly
 from sinks.tables import EVENT_COLUMNS
 from streams.enrich import enrich
@@ -351,3 +352,24 @@ def test_bad_requests_are_refused_with_a_reason():
     with pytest.raises(questions.QuestionError, match="not a time"):
         questions.parse_moment("last tuesday", TODAY)
     assert questions.parse_moment("36h", TODAY) == TODAY - timedelta(hours=36)
+
+
+def test_the_dashboard_draws_every_chart_and_escapes_the_data(chdb_client, dataset):
+    # Last in this module: it adds an event to the shared dataset.
+    database, events, _ = dataset
+    hostile = dict(events[0], event_id="00000000-0000-4000-8000-00000000beef", action="search",
+                   subject="<script>alert(1)</script>", value=0.0,
+                   event_time=int((UNTIL - timedelta(hours=2)).timestamp() * 1000))  # fmt: skip
+    chdb_client.insert(
+        f"{database}.events",
+        [[hostile[c] for c in EVENT_COLUMNS]],
+        column_names=list(EVENT_COLUMNS),
+    )
+    page = dashboard.render(asker(chdb_client, database), "7d", now=UNTIL)
+    for chart in ("usage", "plugins", "trend", "templates", "search", "dead-letters"):
+        assert f'data-chart="{chart}"' in page
+    assert 'class="chart empty"' not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # the search term, escaped
+    assert "<script>alert(1)</script>" not in page
+    with pytest.raises(questions.QuestionError):
+        dashboard.render(asker(chdb_client, database), "forever")

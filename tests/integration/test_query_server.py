@@ -1,0 +1,65 @@
+"""The embedded engine's HTTP endpoint speaks enough of ClickHouse's HTTP interface for curl-style
+requests and for clickhouse-connect's own HTTP client (what Grafana-style tools use), and only
+for reading."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import urllib.parse
+import urllib.request
+
+import clickhouse_connect
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from sinks.query_server import QueryServer
+from streams.broker import free_port
+
+
+@pytest.fixture
+def server(chdb_client, database):
+    chdb_client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    chdb_client.command(
+        f"CREATE TABLE {database}.t (id UInt32, name String, at DateTime64(3, 'UTC'), "
+        "tags Array(String), score Nullable(Float64)) ENGINE = MergeTree ORDER BY id"
+    )
+    chdb_client.insert(
+        f"{database}.t",
+        [
+            [1, "catalog", datetime.datetime(2026, 1, 2, 3, 4, 5, 678000), ["a", "b"], 1.5],
+            [2, "techdocs", datetime.datetime(2026, 1, 3, 0, 0, 0), [], None],
+        ],
+        column_names=["id", "name", "at", "tags", "score"],
+    )
+    srv = QueryServer(chdb_client, "127.0.0.1", free_port()).start()
+    yield srv, database
+    srv.stop()
+
+
+def test_clickhouse_connect_http_client_gets_typed_rows(server):
+    srv, database = server
+    port = int(srv.url.rsplit(":", 1)[1])
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=port, interface="http")
+    result = client.query(
+        f"SELECT id, name, at, tags, score FROM {database}.t WHERE name != {{skip:String}} "
+        "ORDER BY id",
+        parameters={"skip": "none"},
+    )
+    assert result.column_names == ("id", "name", "at", "tags", "score")
+    assert result.result_rows == [
+        (1, "catalog", datetime.datetime(2026, 1, 2, 3, 4, 5, 678000), ["a", "b"], 1.5),
+        (2, "techdocs", datetime.datetime(2026, 1, 3, 0, 0, 0), [], None),
+    ]
+    with pytest.raises(DatabaseError, match=r"READONLY|only reading"):
+        client.command(f"DROP TABLE {database}.t")
+    assert client.command(f"SELECT count() FROM {database}.t") == 2  # still there
+
+
+def test_plain_http_with_format_and_parameters(server):
+    srv, database = server
+    assert urllib.request.urlopen(f"{srv.url}/ping", timeout=5).read() == b"Ok.\n"
+    query = f"SELECT name FROM {database}.t WHERE id = {{id:UInt32}} FORMAT JSONEachRow"
+    url = f"{srv.url}/?" + urllib.parse.urlencode({"query": query, "param_id": "2"})
+    body = urllib.request.urlopen(url, timeout=10).read().decode()
+    assert [json.loads(line) for line in body.splitlines()] == [{"name": "techdocs"}]
