@@ -38,6 +38,8 @@ class ClickHouseSettings(BaseSettings):
         "http://127.0.0.1:8124",
         description="where the process owning an embedded chDB serves read-only SQL",
     )
+    query_port: int = Field(8124, description="read-only SQL and the dashboard are served here")
+    query_bind: str = "127.0.0.1"
 
     @field_validator("database")
     @classmethod
@@ -79,7 +81,5 @@ class SinkSettings(ClickHouseSettings):
     avro_passthrough: bool = Field(
         True, description="hand Avro messages to ClickHouse undecoded (False: decode in Python)"
     )
-    query_port: int = 8124
-    query_bind: str = "127.0.0.1"
     metrics_port: int = Field(9465, ge=0, description="Prometheus /metrics; 0 turns it off")
     metrics_bind: str = "127.0.0.1"

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import signal
+import subprocess
+import sys
 import urllib.parse
 import urllib.request
 
@@ -15,6 +19,8 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from sinks.query_server import QueryServer
 from streams.broker import free_port
+
+from .conftest import REPO, wait_for
 
 
 @pytest.fixture
@@ -63,3 +69,36 @@ def test_plain_http_with_format_and_parameters(server):
     url = f"{srv.url}/?" + urllib.parse.urlencode({"query": query, "param_id": "2"})
     body = urllib.request.urlopen(url, timeout=10).read().decode()
     assert [json.loads(line) for line in body.splitlines()] == [{"name": "techdocs"}]
+
+
+def test_the_dashboard_runs_standalone_against_a_clickhouse_url(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
+    env["PULSE_CLICKHOUSE_URL"] = f"chdb://{tmp_path / 'ch'}"
+    subprocess.run([sys.executable, "-m", "sinks", "migrate"], cwd=REPO, env=env, check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sinks", "dashboard", "--port", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+
+        def page() -> str:
+            try:
+                return (
+                    urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/dashboard?since=7d", timeout=10
+                    )
+                    .read()
+                    .decode()
+                )
+            except OSError:
+                return ""
+
+        html = wait_for(page, 60, "the standalone dashboard")
+        assert 'data-chart="usage"' in html and "No data in this range." in html
+        script = urllib.request.urlopen(f"http://127.0.0.1:{port}/static/plotly.min.js").read()
+        assert len(script) > 1_000_000  # plotly.js, from the installed package
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
