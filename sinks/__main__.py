@@ -70,11 +70,10 @@ def migrate(dry_run: bool) -> None:
 def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -> None:
     """Consume enriched events, window counts and dead letters into ClickHouse until
     SIGINT/SIGTERM (then each sink flushes, commits and leaves its group)."""
-    from prometheus_client import start_http_server
-
     from sinks.clickhouse import connect, redact
     from sinks.metrics import SinkMetrics
     from sinks.migrate import migrate as apply
+    from sinks.ops_server import OpsServer
     from sinks.query_server import QueryServer
     from sinks.tables import table_specs
     from sinks.worker import TableSink
@@ -98,9 +97,6 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
         log.info("read-only SQL on %s, dashboard on %s/dashboard", server.url, server.url)
 
     metrics = SinkMetrics()
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, settings.metrics_bind, registry=metrics.registry)
-        log.info("metrics on http://%s:%d/metrics", settings.metrics_bind, settings.metrics_port)
     specs = table_specs(settings)
     try:
         sinks = [
@@ -119,6 +115,15 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
     except SinkError as exc:
         raise click.ClickException(str(exc)) from exc
     failed = threading.Event()
+    ops = None
+    if settings.metrics_port:
+        ops = OpsServer(
+            metrics.registry,
+            settings.metrics_bind,
+            settings.metrics_port,
+            ready=lambda: all(s.ready for s in sinks) and not failed.is_set(),
+        ).start()
+        log.info("metrics, health and readiness on %s (/metrics, /healthz, /readyz)", ops.url)
 
     def _run(sink: TableSink) -> None:
         try:
@@ -141,6 +146,8 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
         thread.join()
     if server:
         server.stop()
+    if ops:
+        ops.stop()
     sys.exit(1 if failed.is_set() else 0)
 
 

@@ -53,6 +53,12 @@ class SinkMetrics:
             ["table"],
             registry=r,
         )
+        self.rebalances = Counter(
+            "pulse_sink_partition_assignments_total",
+            "Partition assignments received (each rebalance counts once per sink)",
+            ["table"],
+            registry=r,
+        )
         self.lag = Gauge(
             "pulse_sink_consumer_lag",
             "Messages behind the partition's end, at the last flush",

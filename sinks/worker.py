@@ -127,6 +127,8 @@ class TableSink:
         self._replay_end: dict[int, int] = {}  # partition -> last offset of its intent
         self._owned: set[int] = set()
         self._rows_per_message = 1.0
+        self._running = False
+        self._clickhouse_down = False
         self._pool = ThreadPoolExecutor(settings.insert_parallelism, f"{spec.table}-insert")
         self._m = {
             name: getattr(self.metrics, name).labels(spec.table)
@@ -147,6 +149,7 @@ class TableSink:
             [self.spec.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
         log.info("sink %s: consuming %s", self.spec.table, self.spec.topic)
+        self._running = True
         try:
             while not self._stop.is_set():
                 room = max(1, self.settings.batch_rows - len(self._batch))
@@ -157,6 +160,7 @@ class TableSink:
                     self.flush(self._flushable())
             self.flush(self._flushable())
         finally:
+            self._running = False
             self._consumer.close()  # leaves the group
             self._pool.shutdown()
             self._dlq.flush(10)
@@ -195,7 +199,13 @@ class TableSink:
         # A run rebuilding an intent must reach the intent's last offset before it is written.
         return {p for p in self._batch.runs if p not in self._replay_end}
 
+    @property
+    def ready(self) -> bool:
+        """Consuming, and ClickHouse took the last insert (or none was needed yet)."""
+        return self._running and not self._clickhouse_down
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.metrics.rebalances.labels(self.spec.table).inc()
         self._owned |= {tp.partition for tp in partitions}
         start = {}
         for tp in consumer.committed(partitions, timeout=30):
@@ -403,6 +413,7 @@ class TableSink:
 
     def _retrying(self, attempt: Callable[[], object]) -> None:
         def before_sleep(state: object) -> None:
+            self._clickhouse_down = True
             with self._stats_lock:  # insert threads share the stats
                 self.stats.retries += 1
             self._m["retries"].inc()
@@ -419,6 +430,7 @@ class TableSink:
         )
         started = time.perf_counter()
         retrying(attempt)
+        self._clickhouse_down = False
         self._m["insert_seconds"].observe(time.perf_counter() - started)
 
     def _dead_letter(

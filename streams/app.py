@@ -276,6 +276,20 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
                 last_seek[tp] = now
         if streams and (pending or processor.counter.dirty_buckets):
             await flush()
+        observe_lag()
+
+    def observe_lag() -> None:
+        raw_name = raw_topic.get_topic_name()
+        for tp in app.assignor.assigned_actives():
+            if tp.topic != raw_name:
+                continue
+            try:
+                end = app.consumer.highwater(tp)
+            except Exception:  # not fetched yet: nothing to say
+                continue
+            position = next_offset.get(tp, app.consumer._committed_offset.get(tp))
+            if end is not None and position is not None:
+                metrics.lag.labels(str(tp.partition)).set(max(end - position, 0))
 
     @app.on_partitions_revoked.connect
     async def flush_before_revoke(sender: Any, revoked: Any, **_: Any) -> None:
@@ -287,10 +301,23 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
 
     @app.on_rebalance_complete.connect
     async def reload_after_rebalance(sender: Any, **_: Any) -> None:
+        metrics.rebalances.inc()
+        metrics.lag.clear()  # partitions may have moved; the timer sets the owned ones again
         reload_state[0] = True
         next_offset.clear()  # positions restart at the committed offsets
         seeking.clear()
         last_seek.clear()
+
+    @app.page("/healthz")
+    async def liveness(web: Any, request: Any) -> Response:
+        return Response(text="ok\n")  # the event loop answers: the process is alive
+
+    @app.page("/readyz")
+    async def readiness(web: Any, request: Any) -> Response:
+        # Ready once state is recovered and the streams run; not while a rebalance is under way.
+        recovered = app.tables.recovery.completed.is_set()
+        ready = recovered and not app.rebalancing and bool(streams)
+        return Response(text="ready\n" if ready else "not ready\n", status=200 if ready else 503)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Response:

@@ -49,6 +49,15 @@ class StreamsMetrics:
             "WindowCountBatch messages sent (one per partition per flush).",
             registry=r,
         )
+        self.rebalances = Counter(
+            "pulse_streams_rebalances_total", "Consumer group rebalances completed.", registry=r
+        )
+        self.lag = Gauge(
+            "pulse_streams_consumer_lag",
+            "Raw messages behind the partition's end (owned partitions, updated each second).",
+            ["partition"],
+            registry=r,
+        )
         self.catalog_plugins = Gauge(
             "pulse_streams_catalog_plugins", "Plugins in the catalog table.", registry=r
         )

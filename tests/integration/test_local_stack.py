@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from sinks.errors import SinkError
@@ -36,6 +37,58 @@ def pids_with_env(marker: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+# The series the README's Operate section documents, with the ones that must move under load.
+STREAMS_SERIES = [
+    "pulse_streams_messages_in_total",
+    "pulse_streams_events_in_total",
+    "pulse_streams_events_out_total",
+    "pulse_streams_consumer_lag",
+    "pulse_streams_rebalances_total",
+    "pulse_streams_window_keys",
+    "pulse_streams_message_processing_seconds_bucket",
+    "pulse_streams_flush_seconds_count",
+]
+SINK_SERIES = ["pulse_sink_messages_total", "pulse_sink_rows_written_total",
+               "pulse_sink_insert_seconds_bucket", "pulse_sink_batch_rows_count",
+               "pulse_sink_consumer_lag", "pulse_sink_partition_assignments_total"]  # fmt: skip
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Sum of every sample of each series name."""
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def check_operations(streams: str, sink: str) -> None:
+    for base in (streams, sink):
+        assert urllib.request.urlopen(f"{base}/healthz", timeout=10).status == 200
+        wait_for(lambda b=base: _ready(b), 30, f"{base}/readyz")
+    first = {streams: scrape(streams), sink: scrape(sink)}
+    for base, series in ((streams, STREAMS_SERIES), (sink, SINK_SERIES)):
+        missing = [name for name in series if name not in first[base]]
+        assert not missing, f"{base}: {missing}"
+    moving = [
+        (streams, "pulse_streams_events_in_total"),
+        (streams, "pulse_streams_events_out_total"),
+        (sink, "pulse_sink_rows_written_total"),
+        (sink, "pulse_sink_messages_total"),
+    ]
+    for base, name in moving:
+        wait_for(lambda b=base, n=name: scrape(b)[n] > first[b][n], 30, f"{name} to move")
+
+
+def _ready(base: str) -> bool:
+    try:
+        return urllib.request.urlopen(f"{base}/readyz", timeout=5).status == 200
+    except OSError:
+        return False
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run installs it
@@ -70,12 +123,12 @@ def check_dashboard(url: str, screenshot: Path) -> None:
 
 def test_stack_comes_up_grows_and_stops_cleanly(tmp_path):
     data = tmp_path / "pulse-data"
-    query_port = free_port()
+    query_port, streams_port, sink_port = free_port(), free_port(), free_port()
     url = f"http://127.0.0.1:{query_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
     cmd = [sys.executable, "-m", "deploy.local", "--data-dir", str(data),
            "--kafka-port", str(free_port()), "--query-port", str(query_port),
-           "--streams-web-port", str(free_port()), "--sink-metrics-port", str(free_port()),
+           "--streams-web-port", str(streams_port), "--sink-metrics-port", str(sink_port),
            "--rate", "300"]  # fmt: skip
     log = open(tmp_path / "stack.log", "wb")  # noqa: SIM115
     stack = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -87,6 +140,7 @@ def test_stack_comes_up_grows_and_stops_cleanly(tmp_path):
         assert int(known) > 0  # the example catalog was published and read
         assert (data / "user-id-secret").stat().st_mode & 0o077 == 0
         wait_for(lambda: count(url, "usage_hourly") > 0, 30, "the rollups")
+        check_operations(f"http://127.0.0.1:{streams_port}", f"http://127.0.0.1:{sink_port}")
         check_dashboard(f"{url}/dashboard?since=24h", tmp_path / "dashboard.png")
     finally:
         stack.send_signal(signal.SIGINT)

@@ -1,0 +1,57 @@
+"""The sink process's operations endpoint: ``/metrics`` (Prometheus), ``/healthz`` (the process
+answers) and ``/readyz`` (every sink runs and ClickHouse takes inserts)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+class OpsServer:
+    def __init__(
+        self, registry: CollectorRegistry, host: str, port: int, ready: Callable[[], bool]
+    ) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, fmt: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._reply(HTTPStatus.OK, generate_latest(registry), CONTENT_TYPE_LATEST)
+                elif path == "/healthz":
+                    self._reply(HTTPStatus.OK, b"ok\n")
+                elif path == "/readyz":
+                    ok = ready()
+                    status = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
+                    self._reply(status, b"ready\n" if ok else b"not ready\n")
+                else:
+                    self._reply(HTTPStatus.NOT_FOUND, b"not found\n")
+
+            def _reply(self, status: int, body: bytes, kind: str = "text/plain") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> OpsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
