@@ -36,7 +36,13 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium \
 	  || ($(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium)
 
-test: lint $(CHROMIUM)
+# promtool (alert rule tests) is in Debian's prometheus package.
+PROMTOOL := /usr/bin/promtool
+$(PROMTOOL):
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends prometheus \
+	  || ($(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends prometheus)
+
+test: lint $(CHROMIUM) $(PROMTOOL)
 	$(PY) -m pytest tests -q -p no:cacheprovider -m "not faults"
 
 # Fault injection that is not yet reliable enough for CI (see tests/integration/test_streams_faults.py).
