@@ -42,7 +42,12 @@ $(PROMTOOL):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends prometheus \
 	  || ($(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends prometheus)
 
-test: lint $(CHROMIUM) $(PROMTOOL)
+# Offline schema checks of deploy/ (Kubernetes, KEDA, compose) use npm packages, pinned.
+VALIDATE := deploy/validate/node_modules/.package-lock.json
+$(VALIDATE): deploy/validate/package-lock.json
+	npm ci --prefix deploy/validate --no-audit --no-fund --silent
+
+test: lint $(CHROMIUM) $(PROMTOOL) $(VALIDATE)
 	$(PY) -m pytest tests -q -p no:cacheprovider -m "not faults"
 
 # Fault injection that is not yet reliable enough for CI (see tests/integration/test_streams_faults.py).
