@@ -89,14 +89,14 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
         raise click.ClickException(str(exc)) from exc
     log.info("writing to %s", redact(settings.clickhouse_url))
 
+    metrics = SinkMetrics()
     server = None
     if serve_queries if serve_queries is not None else settings.embedded:
         server = QueryServer(
-            client, settings.query_bind, settings.query_port, settings.database
+            client, settings.query_bind, settings.query_port, settings.database, metrics.registry
         ).start()
         log.info("read-only SQL on %s, dashboard on %s/dashboard", server.url, server.url)
 
-    metrics = SinkMetrics()
     specs = table_specs(settings)
     try:
         sinks = [

@@ -13,19 +13,30 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from clickhouse_connect.driver.client import Client
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 
 from sinks import dashboard, questions
+from sinks.clickhouse import call
 from sinks.errors import ClickHouseError
 from sinks.readonly import run_readonly
 
 log = logging.getLogger("pulse.sinks.query")
 MAX_QUERY_BYTES = 256 * 1024
 HTML = "text/html; charset=UTF-8"
+ENDPOINTS = frozenset({"/", "/ping", "/healthz", "/readyz", "/metrics", "/dashboard",
+                       "/static/plotly.min.js"})  # fmt: skip
 JS = "text/javascript; charset=UTF-8"
 
 
@@ -40,7 +51,25 @@ def asker(client: Client, database: str) -> dashboard.Ask:
     return ask
 
 
-def _handler(client: Client, database: str) -> type[BaseHTTPRequestHandler]:
+class QueryMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "pulse_query_requests_total",
+            "HTTP requests to the query server and dashboard",
+            ["endpoint", "code"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "pulse_query_request_seconds",
+            "Time to answer a query or render the dashboard",
+            ["endpoint"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+
+
+def _handler(client: Client, database: str, metrics: QueryMetrics) -> type[BaseHTTPRequestHandler]:
     ask = asker(client, database)
 
     class Handler(BaseHTTPRequestHandler):
@@ -50,10 +79,16 @@ def _handler(client: Client, database: str) -> type[BaseHTTPRequestHandler]:
             log.debug("%s " + fmt, self.address_string(), *args)
 
         def do_GET(self) -> None:
+            self._started = time.perf_counter()
             url = urlsplit(self.path)
             params = parse_qs(url.query)
-            if url.path == "/ping":
+            if url.path in ("/ping", "/healthz"):
                 self._reply(HTTPStatus.OK, b"Ok.\n")
+            elif url.path == "/readyz":
+                self._ready()
+            elif url.path == "/metrics":
+                body = generate_latest(metrics.registry)
+                self._reply(HTTPStatus.OK, body, content_type=CONTENT_TYPE_LATEST)
             elif url.path == "/dashboard":
                 self._dashboard(params.get("since", ["24h"])[0])
             elif url.path == "/static/plotly.min.js":
@@ -62,6 +97,14 @@ def _handler(client: Client, database: str) -> type[BaseHTTPRequestHandler]:
                 self._reply(HTTPStatus.OK, b"Ok.\n")  # as ClickHouse answers a bare GET /
             else:
                 self._query(params.get("query", [""])[0], params)
+
+        def _ready(self) -> None:
+            try:  # ready when ClickHouse answers
+                call("checking ClickHouse", client.command, "SELECT 1")
+            except ClickHouseError as exc:
+                self._reply(HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}\n".encode())
+                return
+            self._reply(HTTPStatus.OK, b"ready\n")
 
         def _dashboard(self, since: str) -> None:
             try:
@@ -75,6 +118,7 @@ def _handler(client: Client, database: str) -> type[BaseHTTPRequestHandler]:
             self._reply(HTTPStatus.OK, page.encode(), content_type=HTML)
 
         def do_POST(self) -> None:
+            self._started = time.perf_counter()
             url = urlsplit(self.path)
             params = parse_qs(url.query)
             length = int(self.headers.get("Content-Length") or 0)
@@ -108,6 +152,10 @@ def _handler(client: Client, database: str) -> type[BaseHTTPRequestHandler]:
             content_type: str = "text/plain; charset=UTF-8",
             cache: bool = False,
         ) -> None:
+            endpoint = urlsplit(self.path).path
+            endpoint = endpoint if endpoint in ENDPOINTS else "/"
+            metrics.requests.labels(endpoint, str(int(status))).inc()
+            metrics.seconds.labels(endpoint).observe(time.perf_counter() - self._started)
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -122,8 +170,18 @@ def _handler(client: Client, database: str) -> type[BaseHTTPRequestHandler]:
 
 
 class QueryServer:
-    def __init__(self, client: Client, host: str, port: int, database: str = "pulse") -> None:
-        self._server = ThreadingHTTPServer((host, port), _handler(client, database))
+    def __init__(
+        self,
+        client: Client,
+        host: str,
+        port: int,
+        database: str = "pulse",
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        """``registry``: where the request metrics go (the process's; else one of its own)."""
+        self.metrics = QueryMetrics(registry or CollectorRegistry())
+        handler = _handler(client, database, self.metrics)
+        self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

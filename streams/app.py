@@ -22,6 +22,7 @@ from typing import Any
 
 import faust
 from aiohttp.web import Response
+from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import EventT, StreamT
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -77,6 +78,11 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
     metrics = StreamsMetrics()
+    if settings.faust_metrics:
+        # faust's own sensors (consumer, producer, tables, rebalances) in the same registry.
+        setup_prometheus_sensors(
+            app, "/metrics/faust", registry=metrics.registry, name_prefix="pulse_streams_faust"
+        )
     processor = Processor(
         secret=settings.user_id_secret.get_secret_value().encode(),
         limits=settings.limits(),

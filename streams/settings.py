@@ -45,6 +45,7 @@ class WorkerSettings(KafkaSettings):
     processing_guarantee: str = Field("at_least_once", pattern="^(at_least_once|exactly_once)$")
     data_dir: Path = Path(".pulse/streams")
     web_port: int = 6066
+    faust_metrics: bool = Field(True, description="faust's Prometheus sensors on /metrics")
     web_bind: str = "127.0.0.1"
     log_level: str = "info"
 

@@ -52,7 +52,8 @@ STREAMS_SERIES = [
 ]
 SINK_SERIES = ["pulse_sink_messages_total", "pulse_sink_rows_written_total",
                "pulse_sink_insert_seconds_bucket", "pulse_sink_batch_rows_count",
-               "pulse_sink_consumer_lag", "pulse_sink_partition_assignments_total"]  # fmt: skip
+               "pulse_sink_consumer_lag", "pulse_sink_partition_assignments_total",
+               "pulse_query_requests_total"]  # fmt: skip
 
 
 def scrape(url: str) -> dict[str, float]:

@@ -99,6 +99,10 @@ def test_the_dashboard_runs_standalone_against_a_clickhouse_url(tmp_path):
         assert 'data-chart="usage"' in html and "No data in this range." in html
         script = urllib.request.urlopen(f"http://127.0.0.1:{port}/static/plotly.min.js").read()
         assert len(script) > 1_000_000  # plotly.js, from the installed package
+        base = f"http://127.0.0.1:{port}"
+        assert urllib.request.urlopen(f"{base}/readyz", timeout=10).status == 200
+        metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+        assert 'pulse_query_requests_total{code="200",endpoint="/dashboard"}' in metrics
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
