@@ -61,6 +61,40 @@ def broker(host: str, port: int, partitions: int | None, no_topics: bool) -> Non
 
 
 @cli.command()
+def collect() -> None:
+    """Run the HTTP collector for Backstage frontends (POST /v1/events) until SIGINT/SIGTERM."""
+    from streams.collector import serve
+    from streams.settings import CollectorSettings
+
+    try:
+        settings = CollectorSettings()
+        settings.tokens()
+    except Exception as exc:  # pydantic ValidationError or a bad token list: say which
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+    logging.getLogger().setLevel(settings.log_level.upper())
+    serve(settings)
+
+
+@cli.command("collect-load")
+@click.option("--url", required=True, help="http://host:port/v1/events")
+@click.option("--token", envvar="PULSE_LOAD_TOKEN", required=True)
+@click.option("--seconds", default=10.0, show_default=True)
+@click.option("--max-events", default=200_000, show_default=True)
+@click.option("--batch", default=50, show_default=True, help="Events per request.")
+@click.option("--clients", default=8, show_default=True, help="Concurrent connections.")
+def collect_load(url, token, seconds, max_events, batch, clients) -> None:
+    """Load a collector from this process; print events/s and latency percentiles."""
+    from streams.collect_load import run
+
+    r = run(url, token, seconds, max_events, batch, clients)
+    click.echo(
+        f"RESULT events_per_s={r['events_per_s']:.0f} requests={r['requests']} "
+        f"p50_ms={r['p50_ms']:.1f} p95_ms={r['p95_ms']:.1f} p99_ms={r['p99_ms']:.1f} "
+        f"accepted={r['accepted']} statuses={r['statuses']} seconds={r['seconds']:.1f}"
+    )
+
+
+@cli.command()
 def topics() -> None:
     """Create Pulse's topics on PULSE_KAFKA_BOOTSTRAP (idempotent)."""
     from streams.topics import ensure_topics, pulse_topics, wait_for_broker

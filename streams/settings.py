@@ -61,3 +61,38 @@ class WorkerSettings(KafkaSettings):
             max_future_skew_ms=self.max_future_skew_s * 1000,
             max_age_ms=self.max_age_s * 1000,
         )
+
+
+class CollectorSettings(KafkaSettings):
+    """``python -m streams collect``."""
+
+    collector_port: int = 7007
+    collector_bind: str = "127.0.0.1"
+    collector_tokens: SecretStr = Field(
+        ..., description="instance=token[,instance=token...]: one bearer token per Backstage"
+    )
+    cors_origins: str = Field("", description="comma-separated browser origins allowed to POST")
+    user_id_secret: SecretStr = Field(..., description="HMAC key for user refs (as the worker's)")
+    max_request_bytes: int = Field(1_048_576, ge=1024)
+    max_batch_events: int = Field(1000, ge=1, le=1024)
+    rate_limit_events_per_s: float = Field(2000.0, gt=0, description="per instance, on average")
+    rate_limit_burst: float = Field(10_000.0, gt=0, description="per instance, at once")
+    delivery_timeout_s: float = Field(10.0, gt=0, description="Kafka must confirm within it")
+    max_buffered_messages: int = Field(100_000, ge=1, description="producer queue bound")
+    log_level: str = "info"
+
+    def tokens(self) -> dict[str, str]:
+        """token -> instance id."""
+        out = {}
+        for pair in self.collector_tokens.get_secret_value().split(","):
+            instance, sep, token = pair.strip().partition("=")
+            if not sep or not instance or len(token) < 16:
+                raise ValueError(
+                    "PULSE_COLLECTOR_TOKENS: instance=token pairs, tokens of 16+ chars"
+                )
+            out[token] = instance
+        return out
+
+    @property
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
