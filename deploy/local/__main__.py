@@ -33,7 +33,8 @@ def _port_free(port: int) -> bool:
 
 
 def _secret(path: Path) -> str:
-    """A per-checkout HMAC key for user ids, created once and kept private."""
+    """A per-checkout secret (the user-id HMAC key, the collector's token), created once and
+    kept private."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--query-port", type=int, default=8124)
     parser.add_argument("--streams-web-port", type=int, default=6066)
     parser.add_argument("--sink-metrics-port", type=int, default=9465)
+    parser.add_argument("--collector-port", type=int, default=7007)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--rate", type=float, default=200.0, help="demo events per second")
     parser.add_argument("--no-traffic", action="store_true", help="do not generate demo traffic")
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         ("--query-port", args.query_port),
         ("--streams-web-port", args.streams_web_port),
         ("--sink-metrics-port", args.sink_metrics_port),
+        ("--collector-port", args.collector_port),
     ]:
         if not _port_free(port):
             parser.error(f"port {port} ({name}) is in use: is another stack running?")
@@ -80,12 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         "PULSE_WEB_PORT": str(args.streams_web_port),
         "PULSE_METRICS_PORT": str(args.sink_metrics_port),
         "PULSE_USER_ID_SECRET": _secret(data / "user-id-secret"),
+        "PULSE_COLLECTOR_PORT": str(args.collector_port),
+        "PULSE_COLLECTOR_TOKENS": f"local={_secret(data / 'collector-token')}",
+        "PULSE_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",  # Backstage dev
     }
     py = shlex.quote(sys.executable)
     processes = {
         "broker": f"exec {py} -m streams broker --port {args.kafka_port}",
         "streams": f"exec {py} -m streams worker",
         "sink": f"exec {py} -m sinks run",
+        "collector": f"exec {py} -m streams collect",
     }
     if not args.no_traffic:
         # The demo publishes the example plugin catalog first, then traffic in envelopes of up to
@@ -98,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Pulse local stack: Kafka 127.0.0.1:{args.kafka_port}, ClickHouse (chDB) in {data}")
     print(f"Dashboard: http://127.0.0.1:{args.query_port}/dashboard")
+    print(f"Collector: http://127.0.0.1:{args.collector_port}/v1/events "
+          f"(bearer token in {data / 'collector-token'})")  # fmt: skip
     print(f'Query it: {sys.executable} -m sinks sql "SELECT count() FROM pulse.events"')
     print(f"          {sys.executable} -m sinks query --list")
     print("Ctrl-C stops everything.", flush=True)

@@ -79,7 +79,7 @@ def test_kubernetes_manifests_render_and_validate_offline():
                               capture_output=True, text=True, check=True).stdout  # fmt: skip
     kinds = sorted(d["kind"] for d in yaml.safe_load_all(rendered) if d)
     for kind in ("Deployment", "Job", "ScaledObject", "PodDisruptionBudget", "Service",
-                 "ConfigMap", "Secret"):  # fmt: skip
+                 "ConfigMap", "Secret", "HorizontalPodAutoscaler"):  # fmt: skip
         assert kind in kinds
     out = subprocess.run(["node", "k8s.mjs"], cwd=VALIDATE, input=rendered,
                          capture_output=True, text=True, timeout=120)  # fmt: skip

@@ -125,11 +125,13 @@ def check_dashboard(url: str, screenshot: Path) -> None:
 def test_stack_comes_up_grows_and_stops_cleanly(tmp_path):
     data = tmp_path / "pulse-data"
     query_port, streams_port, sink_port = free_port(), free_port(), free_port()
+    collector_port = free_port()
     url = f"http://127.0.0.1:{query_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
     cmd = [sys.executable, "-m", "deploy.local", "--data-dir", str(data),
            "--kafka-port", str(free_port()), "--query-port", str(query_port),
            "--streams-web-port", str(streams_port), "--sink-metrics-port", str(sink_port),
+           "--collector-port", str(collector_port),
            "--rate", "300"]  # fmt: skip
     log = open(tmp_path / "stack.log", "wb")  # noqa: SIM115
     stack = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -143,6 +145,9 @@ def test_stack_comes_up_grows_and_stops_cleanly(tmp_path):
         wait_for(lambda: count(url, "usage_hourly") > 0, 30, "the rollups")
         check_operations(f"http://127.0.0.1:{streams_port}", f"http://127.0.0.1:{sink_port}")
         check_dashboard(f"{url}/dashboard?since=24h", tmp_path / "dashboard.png")
+        collector = f"http://127.0.0.1:{collector_port}"
+        wait_for(lambda: _ready(collector), 30, "the collector")
+        assert (data / "collector-token").stat().st_mode & 0o077 == 0
     finally:
         stack.send_signal(signal.SIGINT)
         stack.wait(30)

@@ -13,6 +13,7 @@ import yaml
 
 from sinks.metrics import SinkMetrics
 from sinks.migrate import migrate
+from streams.collector import CollectorMetrics
 from streams.metrics import StreamsMetrics
 
 from .conftest import REPO
@@ -38,7 +39,8 @@ def test_alert_rules_pass_promtool_and_their_unit_tests():
 
 def exported_series() -> set[str]:
     names = set()
-    for registry in (StreamsMetrics().registry, SinkMetrics().registry):
+    registries = (StreamsMetrics().registry, SinkMetrics().registry, CollectorMetrics().registry)
+    for registry in registries:
         for family in registry.collect():
             names.add(family.name)
             if family.type == "counter":
@@ -62,7 +64,7 @@ def test_alerts_and_dashboards_use_only_series_that_exist():
     assert used and not (used - exported), sorted(used - exported)
     # One naming scheme: pulse_<component>_<what>[_<unit>], counters end in _total.
     for name in exported:
-        assert re.fullmatch(r"pulse_(streams|sink)_[a-z0-9_]+", name), name
+        assert re.fullmatch(r"pulse_(streams|sink|collector)_[a-z0-9_]+", name), name
 
 
 def grafana_sql(query: str) -> str:
