@@ -23,10 +23,11 @@ from typing import Any
 import faust
 from aiohttp.web import Response
 from faust.sensors.prometheus import setup_prometheus_sensors
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from streams.changelog_tail import read_tails
 from streams.enrich import PluginLookup, no_plugins
 from streams.metrics import StreamsMetrics
 from streams.processor import Processor
@@ -137,8 +138,33 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
             return False
         return True
 
+    async def complete_recovery(owned: set[int]) -> int:
+        """Apply the changelog records faust's recovery stopped short of (see changelog_tail)."""
+        tables = {t.changelog_topic.get_topic_name(): t for t in (counts_table, dedup_table)}
+        recovery = app.tables.recovery
+        starts = []
+        for topic in tables:
+            for p in sorted(owned):
+                tp = TP(topic, p)
+                after = recovery.active_offsets.get(tp, -1) + 1
+                # From the last batch faust saw at the latest: records of it that faust
+                # received but had not applied come again, in order (re-applying is harmless).
+                hw = recovery.active_highwaters.get(tp, after)
+                starts.append((topic, p, max(0, min(after, hw))))
+        records = await asyncio.to_thread(read_tails, settings.kafka_bootstrap, starts)
+        for topic, _, _, key, value in records:
+            data = tables[topic].data
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        return len(records)
+
     async def reload_after_recovery() -> None:
         owned = owned_partitions()
+        completed = await complete_recovery(owned)
+        if completed:
+            log.info("changelog records past faust's recovery applied: %d", completed)
         processor.dedup.forget(processor.dedup.partitions() - owned)
         processor.counter.forget(set(processor.counter.watermark) - owned)
         loaded = processor.counter.reindex(owned)
@@ -157,6 +183,13 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
             processor.dedup.size,
             sorted(owned),
         )
+        if settings.trace_flushes:
+            per_partition: dict[int, int] = {}
+            for bucket in list(processor.counter.store.keys()):
+                p = int(str(bucket).split(":", 1)[0])
+                per_partition[p] = per_partition.get(p, 0) + len(processor.counter.store[bucket])
+            committed = {tp.partition: o for tp, o in app.consumer._committed_offset.items()}
+            log.info("keys per partition %s; committed offsets %s", per_partition, committed)
 
     async def flush() -> None:
         async with flush_lock:
@@ -184,6 +217,18 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
             metrics.counts_emitted.inc(len(result.count_records))  # messages
             for event in batch:  # 4. now the offsets may be committed
                 await streams[0].ack(event)
+            if batch and settings.trace_flushes:  # what a crash analysis needs
+                acked: dict[int, list[int]] = {}
+                for event in batch:
+                    acked.setdefault(event.message.partition, []).append(event.message.offset)
+                written: dict[int, int] = {}
+                for p, _, _ in result.count_states:
+                    written[p] = written.get(p, 0) + 1
+                log.info(
+                    "flushed: buckets per partition %s; acked offsets %s",
+                    written,
+                    {p: (min(o), max(o)) for p, o in sorted(acked.items())},
+                )
             metrics.catalog_plugins.set(len(plugins) if hasattr(plugins, "__len__") else 0)
             metrics.flush.observe(time.perf_counter() - started)
 

@@ -46,6 +46,9 @@ class WorkerSettings(KafkaSettings):
     data_dir: Path = Path(".pulse/streams")
     web_port: int = 6066
     faust_metrics: bool = Field(True, description="faust's Prometheus sensors on /metrics")
+    trace_flushes: bool = Field(
+        False, description="log each flush's buckets and acked offsets (crash analysis)"
+    )
     web_bind: str = "127.0.0.1"
     log_level: str = "info"
 

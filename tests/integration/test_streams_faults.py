@@ -63,13 +63,14 @@ def test_rebalance_crash_duplicates_and_catalog(pulse_env, processes, broker, tm
 
     web_a, web_b = free_port(), free_port()
     worker_a = processes.start("streams-a", "streams", "worker", PULSE_WEB_PORT=str(web_a),
-                               PULSE_DATA_DIR=str(tmp_path / "a"))  # fmt: skip
+                               PULSE_DATA_DIR=str(tmp_path / "a"),
+                               PULSE_TRACE_FLUSHES="true")  # fmt: skip
     processes.start("sink", "sinks", "run")
     produce(producer, phases[0], dups[:16])
     wait_for(lambda: scalar("SELECT count() FROM pulse.events") > 500, 120, "worker A running")
 
     processes.start("streams-b", "streams", "worker", PULSE_WEB_PORT=str(web_b),
-                    PULSE_DATA_DIR=str(tmp_path / "b"))  # fmt: skip
+                    PULSE_DATA_DIR=str(tmp_path / "b"), PULSE_TRACE_FLUSHES="true")  # fmt: skip
     produce(producer, phases[1], dups[16:32])  # while the group rebalances
     wait_for(lambda: "Executing _on_partitions_assigned" in processes.log("streams-b"), 60,
              "worker B to join the group")  # fmt: skip
