@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-faults lint unit integration bench clean
+.PHONY: install run test lint unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,11 +48,8 @@ $(VALIDATE): deploy/validate/package-lock.json
 	npm ci --prefix deploy/validate --no-audit --no-fund --silent
 
 test: lint $(CHROMIUM) $(PROMTOOL) $(VALIDATE)
-	$(PY) -m pytest tests -q -p no:cacheprovider -m "not faults"
+	$(PY) -m pytest tests -q -p no:cacheprovider
 
-# Fault injection that is not yet reliable enough for CI (see tests/integration/test_streams_faults.py).
-test-faults: $(STAMP)
-	$(PY) -m pytest tests -q -p no:cacheprovider -m faults
 
 clean:
 	rm -rf $(VENV) .pulse
