@@ -213,6 +213,33 @@ print(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).grou
     return int(out.stdout.strip()) / 1024
 
 
+def dedup_ids_rss(ids: int) -> tuple[float, float]:
+    """(RSS before, peak RSS) in MB of a process holding ``ids`` event ids for de-duplication,
+    flushed into chunks as the worker does (the horizon's memory at PULSE_DEDUP_MAX_IDS)."""
+    code = f"""
+import re, time, uuid
+from pathlib import Path
+from streams.dedup import Deduplicator
+def rss(field):
+    return int(re.search(field + r":\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))
+before = rss("VmRSS")
+d = Deduplicator(horizon_ms=600_000, max_ids={ids})
+now = int(time.time() * 1000)
+for i in range({ids}):
+    d.check(i % 4, str(uuid.UUID(int=i, version=4)), now, i)
+    if i % 20_000 == 19_999:
+        d.take_chunks()
+d.take_chunks()
+assert d.size == {ids}, d.size
+print(before, rss("VmHWM"))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    before, peak = (int(x) / 1024 for x in out.stdout.split())
+    return before, peak
+
+
 def run(
     events: int, batch: int, partitions: int, seed: int, quix: bool, keys: int, quix_venv: Path
 ) -> dict[str, float]:
@@ -242,6 +269,12 @@ def run(
             results.update(quix=qrate)
     results["keys_rss_mb"] = window_keys_rss(keys)
     print(f"window state: {keys:,} live window keys -> peak RSS {results['keys_rss_mb']:.0f} MB")
+    before, peak = dedup_ids_rss(1_000_000)
+    results["dedup_rss_mb"] = peak
+    print(
+        f"de-duplication horizon: 1,000,000 ids (PULSE_DEDUP_MAX_IDS) -> peak RSS {peak:.0f} MB "
+        f"({before:.0f} MB before)"
+    )
     return results
 
 
