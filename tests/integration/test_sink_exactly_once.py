@@ -23,7 +23,7 @@ from streams.topics import ensure_topics, pulse_topics, wait_for_broker
 
 from .conftest import wait_for
 from .test_pipeline import scalar
-from .test_sink import enriched
+from .test_sink import committed, enriched
 
 CATALOG = default_catalog()
 
@@ -126,21 +126,22 @@ def test_a_second_sink_joining_and_leaving_changes_nothing(
     spec = table_specs(settings)["events"]
     sinks = [TableSink(spec, settings, chdb_client) for _ in range(2)]
     threads = [threading.Thread(target=s.run, daemon=True) for s in sinks]
-    total = 0
+    total = sent = 0
+    count = f"SELECT count() FROM {database}.events"
+    group = f"{pulse_env['PULSE_GROUP_PREFIX']}-events"
     try:
         threads[0].start()
         for round_ in range(6):
             messages = envelopes(1000, 40, start=total)
             publish(broker.bootstrap, topic, messages)
-            total += 1000
+            total, sent = total + 1000, sent + len(messages)
             if round_ == 1:
                 threads[1].start()  # joins mid-load: a rebalance
             if round_ == 4:
                 sinks[1].stop()  # leaves mid-load: another
-            time.sleep(1.0)
-        count = f"SELECT count() FROM {database}.events"
-        wait_for(lambda: chdb_client.command(count) >= total, 90, f"{total} rows")
-        time.sleep(1.0)
+            wait_for(lambda t=total: chdb_client.command(count) >= t, 90, f"{total} rows")
+        # Every offset committed: nothing more can be inserted, the count is final.
+        wait_for(lambda: committed(broker, group, topic) == sent, 60, "all offsets committed")
     finally:
         for s in sinks:
             s.stop()
@@ -158,10 +159,10 @@ def test_sink_processes_killed_during_a_load_leave_every_event_once(processes, p
     messages = envelopes(total, 25)
     done = threading.Event()
 
-    def load() -> None:  # published while the sinks die
+    def load() -> None:  # published while the sinks die: paced, ~1,200 messages/s
         for i in range(0, len(messages), 60):
             publish(broker.bootstrap, topic, messages[i : i + 60])
-            time.sleep(0.05)
+            time.sleep(0.05)  # pacing, not waiting for anything
         done.set()
 
     loader = threading.Thread(target=load, daemon=True)
@@ -175,7 +176,7 @@ def test_sink_processes_killed_during_a_load_leave_every_event_once(processes, p
         proc = processes.start(name, "sinks", "run", "--table", "events", **env)
         before = scalar(count)
         wait_for(lambda b=before: scalar(count, b) > b, 60, f"{name} to insert rows")
-        time.sleep(rnd.uniform(0.2, 1.5))
+        time.sleep(rnd.uniform(0.2, 1.5))  # the fault's moment: random, seeded
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         kills += 1
@@ -183,7 +184,8 @@ def test_sink_processes_killed_during_a_load_leave_every_event_once(processes, p
     assert done.is_set()
     processes.start("sink-last", "sinks", "run", "--table", "events", **env)
     wait_for(lambda: scalar(count) >= total, 120, f"{total} rows")
-    time.sleep(1.0)
+    group = f"{pulse_env['PULSE_GROUP_PREFIX']}-events"
+    wait_for(lambda: committed(broker, group, topic) == len(messages), 60, "all offsets committed")
     assert scalar(count) == total
     assert scalar("SELECT uniqExact(event_id) FROM pulse.events") == total
     # exactly the produced events: event i has source_offset i
