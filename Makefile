@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint unit integration bench clean
+.PHONY: install run test test-module lint unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,17 @@ VALIDATE := deploy/validate/node_modules/.package-lock.json
 $(VALIDATE): deploy/validate/package-lock.json
 	npm ci --prefix deploy/validate --no-audit --no-fund --silent
 
-test: lint $(CHROMIUM) $(PROMTOOL) $(VALIDATE)
+# The Backstage analytics module (TypeScript, npm packages pinned by its lockfile). Its tests
+# build it with tsc and include an end-to-end run against the embedded stack.
+MODULE := clients/backstage-plugin-analytics-module-pulse
+MODULE_DEPS := $(MODULE)/node_modules/.package-lock.json
+$(MODULE_DEPS): $(MODULE)/package-lock.json
+	npm ci --prefix $(MODULE) --no-audit --no-fund --silent
+
+test-module: $(STAMP) $(MODULE_DEPS)
+	PULSE_PYTHON=$(abspath $(PY)) npm test --prefix $(MODULE) --silent
+
+test: lint $(CHROMIUM) $(PROMTOOL) $(VALIDATE) test-module
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 

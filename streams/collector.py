@@ -146,6 +146,8 @@ def create_app(settings: CollectorSettings, outbox: KafkaOutbox) -> web.Applicat
         origin = request.headers.get("Origin")
         if origin and origin in origins:
             response.headers["Access-Control-Allow-Origin"] = origin
+            # Browsers hide Retry-After from scripts unless exposed; the module backs off by it.
+            response.headers["Access-Control-Expose-Headers"] = "Retry-After"
             response.headers["Vary"] = "Origin"
         return response
 

@@ -155,8 +155,9 @@ def test_cors_preflight_and_rate_limit(collector):
     assert info.value.code == 403
     # burst 200, then 50/s: a second instance keeps its own budget
     assert post(collector, {"events": events(200)})[0] == 202
-    code, body, headers = post(collector, {"events": events(100)})
+    code, body, headers = post(collector, {"events": events(100)}, origin=ORIGIN)
     assert (code, body["error"]) == (429, "rate_limited") and int(headers["Retry-After"]) >= 1
+    assert headers["Access-Control-Expose-Headers"] == "Retry-After"  # readable by the module
     assert post(collector, {"events": events(100)}, token="beta-token-0123456789abcdef")[0] == 202
     metrics = urllib.request.urlopen(f"{collector}/metrics", timeout=10).read().decode()
     assert 'pulse_collector_requests_total{status="429"}' in metrics

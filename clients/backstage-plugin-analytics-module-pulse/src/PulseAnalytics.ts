@@ -1,0 +1,122 @@
+/**
+ * Backstage's `AnalyticsApi` shipping to Pulse: each captured event gets an id, a time and the
+ * tab's session, and goes to the {@link Shipper}; the user ref is added at send time, as the
+ * identity mode allows.
+ */
+
+import type { AnalyticsApi, ConfigApi } from '@backstage/core-plugin-api';
+import { browserEnvironment, type BrowserEnvironment } from './environment.js';
+import { UserResolver, type IdentitySource } from './identity.js';
+import { readOptions, type PulseOptions, type UserIdTransform } from './options.js';
+import { SessionTracker } from './session.js';
+import { Shipper, type ShipperStats } from './shipper.js';
+import { fetchTransport, type FetchLike } from './transport.js';
+import { MODULE_NAME, MODULE_VERSION } from './version.js';
+import { toWireEvent, type CapturedEvent, type FrontendSystem } from './wire.js';
+
+export interface PulseAnalyticsDeps {
+  /** Backstage's identity API; needed unless `identity` is `disabled`. */
+  identityApi?: IdentitySource;
+  /** Backstage's fetch API, so that its middleware (e.g. auth for a proxy) applies. */
+  fetchApi?: { fetch: FetchLike };
+  /** Replaces the configured `userIdTransform`, e.g. with your own keyed hash. */
+  userIdTransform?: UserIdTransform;
+  /** Set by the new frontend system's extension; LEGACY otherwise. */
+  frontendSystem?: FrontendSystem;
+  /** Browser facilities, for tests and unusual hosts. */
+  environment?: Partial<BrowserEnvironment>;
+}
+
+export class PulseAnalytics implements AnalyticsApi {
+  private readonly shipper?: Shipper;
+  private readonly session?: SessionTracker;
+  private readonly env: BrowserEnvironment;
+  private readonly detach: Array<() => void> = [];
+
+  /** Reads `app.analytics.pulse` and starts shipping; throws on invalid configuration. */
+  static fromConfig(config: ConfigApi, deps: PulseAnalyticsDeps = {}): PulseAnalytics {
+    return new PulseAnalytics(readOptions(config), deps);
+  }
+
+  constructor(
+    readonly options: PulseOptions,
+    deps: PulseAnalyticsDeps = {},
+  ) {
+    this.env = { ...browserEnvironment(), ...deps.environment };
+    if (!options.enabled) return;
+    const fetch = deps.fetchApi ? deps.fetchApi.fetch.bind(deps.fetchApi) : this.env.fetch;
+    if (!fetch) throw new Error('pulse analytics: no fetch implementation is available');
+    const { clock, log } = this.env;
+    this.session = new SessionTracker(this.env.sessionStorage, options.sessionIdleMinutes * 60_000, clock.now, this.env.randomUUID);
+    this.shipper = new Shipper({
+      meta: {
+        frontendSystem: deps.frontendSystem ?? 'LEGACY',
+        appVersion: options.appVersion,
+        backstageVersion: options.backstageVersion,
+        collector: `${MODULE_NAME}/${MODULE_VERSION}`,
+      },
+      maxBatchSize: options.maxBatchSize,
+      maxQueueSize: options.maxQueueSize,
+      flushIntervalMs: options.flushIntervalMs,
+      send: fetchTransport({ endpoint: options.endpoint, token: options.token, fetch, now: clock.now }),
+      user: new UserResolver(options.identity, deps.identityApi, deps.userIdTransform ?? options.userIdTransform),
+      clock,
+      log: options.debug ? log : { ...log, debug: () => {} },
+      persist: this.env.localStorage,
+      tabId: this.env.randomUUID(),
+    });
+    this.shipper.restorePersisted();
+    this.listen();
+  }
+
+  /** Takes an event from either frontend system; never throws, never blocks. */
+  captureEvent(event: CapturedEvent): void {
+    if (!this.shipper || !this.session) return;
+    try {
+      const wire = toWireEvent(event, {
+        id: this.env.randomUUID(),
+        timestamp: this.env.clock.now(),
+        sessionId: this.session.current(),
+      });
+      if (this.options.debug) this.env.log.debug('pulse: captured', wire);
+      this.shipper.enqueue(wire);
+    } catch (error) {
+      // Analytics must never break the page that reports it.
+      this.env.log.warn('pulse analytics: could not capture an event', error);
+    }
+  }
+
+  /** Sends what is queued now (e.g. before a test asserts, or a programmatic sign-out). */
+  flush(): Promise<void> {
+    return this.shipper?.flush() ?? Promise.resolve();
+  }
+
+  get stats(): ShipperStats | undefined {
+    return this.shipper ? { ...this.shipper.stats } : undefined;
+  }
+
+  /** Events queued or in flight. */
+  get pending(): number {
+    return this.shipper?.pending ?? 0;
+  }
+
+  /** Stops listening to page lifecycle events (the queue is left as it is). */
+  dispose(): void {
+    for (const undo of this.detach.splice(0)) undo();
+  }
+
+  private listen(): void {
+    const shipper = this.shipper!;
+    const { document, window } = this.env;
+    const onVisibility = () => (document?.visibilityState === 'hidden' ? shipper.hide() : shipper.shown());
+    const onPageHide = () => shipper.hide();
+    if (document) {
+      document.addEventListener('visibilitychange', onVisibility);
+      this.detach.push(() => document.removeEventListener('visibilitychange', onVisibility));
+    }
+    if (window) {
+      window.addEventListener('pagehide', onPageHide);
+      this.detach.push(() => window.removeEventListener('pagehide', onPageHide));
+    }
+  }
+}

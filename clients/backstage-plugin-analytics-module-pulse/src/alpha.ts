@@ -1,0 +1,23 @@
+/** The new frontend system: an analytics implementation extension and a module holding it. */
+
+import { coreApis, createFrontendModule } from '@backstage/frontend-plugin-api';
+import { AnalyticsImplementationBlueprint } from '@backstage/plugin-app-react';
+import { PulseAnalytics } from './PulseAnalytics.js';
+
+export const pulseAnalyticsImplementation = AnalyticsImplementationBlueprint.make({
+  name: 'pulse',
+  params: define =>
+    define({
+      deps: { config: coreApis.config, identity: coreApis.identity, fetch: coreApis.fetch },
+      factory: ({ config, identity, fetch }) =>
+        PulseAnalytics.fromConfig(config, { identityApi: identity, fetchApi: fetch, frontendSystem: 'NEW' }),
+    }),
+});
+
+/** `createApp({ features: [analyticsModulePulse] })`, or discovered by the app automatically. */
+export const analyticsModulePulse = createFrontendModule({
+  pluginId: 'app',
+  extensions: [pulseAnalyticsImplementation],
+});
+
+export default analyticsModulePulse;

@@ -1,0 +1,219 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { ConfigReader } from '@backstage/config';
+import { analyticsModulePulse, pulseAnalyticsImplementation } from '../dist/alpha.js';
+import { MODULE_VERSION, PulseAnalytics, PulseConfigError, readOptions } from '../dist/index.js';
+import { SESSION_KEY, SessionTracker } from '../dist/session.js';
+import { toWireEvent } from '../dist/wire.js';
+import { FakeClock, FakeCollector, FakeTarget, MemoryStorage, quietLog, uuid } from './helpers.mjs';
+
+const TOKEN = 'test-token-0123456789abcdef';
+const config = (pulse = {}) =>
+  new ConfigReader({ app: { analytics: { pulse: { endpoint: 'https://pulse.example/v1/events', token: TOKEN, ...pulse } } } });
+
+function analytics(pulse = {}, deps = {}) {
+  const clock = new FakeClock();
+  const collector = new FakeCollector();
+  const env = {
+    fetch: collector.fetch,
+    sessionStorage: new MemoryStorage(),
+    localStorage: new MemoryStorage(),
+    document: new FakeTarget(),
+    window: new FakeTarget(),
+    clock,
+    randomUUID: uuid,
+    log: quietLog,
+    ...deps.environment,
+  };
+  const api = PulseAnalytics.fromConfig(config(pulse), { ...deps, environment: env });
+  return { api, clock, collector, env };
+}
+
+const navigate = {
+  action: 'navigate',
+  subject: '/catalog/default/component/pulse?tab=ci#top',
+  attributes: { kind: 'component', namespace: 'default', name: 'pulse' },
+  context: { pluginId: 'catalog', routeRef: 'catalog:entity', extension: 'App', entityRef: 'component:default/pulse', unset: undefined },
+};
+
+const identity = ref => ({ getBackstageIdentity: async () => ({ userEntityRef: ref, ownershipEntityRefs: [], type: 'user' }) });
+
+describe('options', () => {
+  it('has defaults a browser can live with', () => {
+    const o = readOptions(config());
+    assert.deepEqual(
+      { ...o, endpoint: undefined, token: undefined },
+      { endpoint: undefined, token: undefined, enabled: true, flushIntervalMs: 5000, maxBatchSize: 50, maxQueueSize: 2000, identity: 'optional', userIdTransform: 'none', sessionIdleMinutes: 30, appVersion: undefined, backstageVersion: undefined, debug: false },
+    );
+  });
+
+  for (const [pulse, key] of [
+    [{ endpoint: 'ftp://x' }, 'endpoint'],
+    [{ token: 'short' }, 'token'],
+    [{ maxBatchSize: 5000 }, 'maxBatchSize'],
+    [{ maxBatchSize: 100, maxQueueSize: 10 }, 'maxQueueSize'],
+    [{ flushIntervalMs: 10 }, 'flushIntervalMs'],
+    [{ identity: 'always' }, 'identity'],
+    [{ userIdTransform: 'md5' }, 'userIdTransform'],
+  ]) {
+    it(`names the bad key: ${key}`, () => {
+      assert.throws(() => readOptions(config(pulse)), e => e instanceof PulseConfigError && e.message.startsWith(`app.analytics.pulse.${key}:`));
+    });
+  }
+
+  it('requires the section', () => {
+    assert.throws(() => readOptions(new ConfigReader({ app: {} })), /app\.analytics\.pulse\.endpoint/);
+  });
+
+  it('is a no-op when disabled', async () => {
+    const { api, clock, collector } = analytics({ enabled: false });
+    api.captureEvent(navigate);
+    await clock.advance(60_000);
+    assert.equal(collector.requests.length, 0);
+    assert.equal(api.stats, undefined);
+  });
+});
+
+describe('wire format', () => {
+  it('keeps what the collector can hold and leaves out the rest', () => {
+    const wire = toWireEvent(
+      {
+        action: 'search',
+        subject: 'kafka',
+        value: Number.NaN,
+        attributes: { ok: true, n: 3, bad: { nested: 1 } },
+        context: { pluginId: 'search', searchTypes: ['software-catalog', 'techdocs'], fn: () => 1, inf: Infinity, gone: undefined },
+      },
+      { id: 'i', timestamp: 1, sessionId: 's' },
+    );
+    assert.deepEqual(wire, {
+      id: 'i',
+      timestamp: 1,
+      sessionId: 's',
+      action: 'search',
+      subject: 'kafka',
+      attributes: { ok: true, n: 3 },
+      context: { pluginId: 'search', searchTypes: ['software-catalog', 'techdocs'] },
+    });
+  });
+});
+
+describe('sessions', () => {
+  it('keeps a tab session across reloads and starts a new one after the idle time', () => {
+    const storage = new MemoryStorage();
+    const clock = new FakeClock();
+    const first = new SessionTracker(storage, 30 * 60_000, clock.now, uuid).current();
+    clock.time += 29 * 60_000;
+    assert.equal(new SessionTracker(storage, 30 * 60_000, clock.now, uuid).current(), first);
+    clock.time += 31 * 60_000;
+    const later = new SessionTracker(storage, 30 * 60_000, clock.now, uuid).current();
+    assert.notEqual(later, first);
+    assert.equal(JSON.parse(storage.getItem(SESSION_KEY)).id, later);
+  });
+
+  it('works when storage is blocked', () => {
+    const blocked = { getItem() { throw new Error('SecurityError'); }, setItem() { throw new Error('SecurityError'); }, removeItem() {} };
+    const tracker = new SessionTracker(blocked, 60_000, () => 1, uuid);
+    assert.equal(tracker.current(), tracker.current());
+  });
+});
+
+describe('PulseAnalytics (legacy frontend system)', () => {
+  it('sends the event, its envelope and the bearer token', async () => {
+    const { api, clock, collector } = analytics({ appVersion: '1.2.3', backstageVersion: '1.45.0' }, { identityApi: identity('user:default/ada') });
+    api.captureEvent(navigate);
+    await clock.advance(5000);
+    const [request] = collector.requests;
+    assert.equal(request.url, 'https://pulse.example/v1/events');
+    assert.equal(request.headers.Authorization, `Bearer ${TOKEN}`);
+    assert.equal(request.credentials, 'omit');
+    const body = JSON.parse(request.body);
+    assert.deepEqual(
+      { ...body, events: undefined },
+      { frontendSystem: 'LEGACY', appVersion: '1.2.3', backstageVersion: '1.45.0', collector: `backstage-plugin-analytics-module-pulse/${MODULE_VERSION}`, events: undefined },
+    );
+    const [sent] = body.events;
+    assert.match(sent.id, /^[0-9a-f-]{36}$/);
+    assert.equal(sent.timestamp, clock.time - 5000);
+    assert.equal(sent.user, 'user:default/ada');
+    assert.deepEqual(sent.context, { pluginId: 'catalog', routeRef: 'catalog:entity', extension: 'App', entityRef: 'component:default/pulse' });
+    assert.equal(api.stats.accepted, 1);
+  });
+
+  it('sends no user when identity is disabled, and SHA-256 when asked', async () => {
+    const off = analytics({ identity: 'disabled' }, { identityApi: identity('user:default/ada') });
+    off.api.captureEvent(navigate);
+    await off.clock.advance(5000);
+    assert.equal(off.collector.events[0].user, undefined);
+
+    const hashed = analytics({ userIdTransform: 'sha-256' }, { identityApi: identity('user:default/ada') });
+    hashed.api.captureEvent(navigate);
+    await hashed.api.flush(); // WebCrypto's digest settles outside the fake clock
+    assert.equal(hashed.collector.events[0].user, `sha256:${createHash('sha256').update('user:default/ada').digest('hex')}`);
+  });
+
+  it('sends without a user when an optional identity fails', async () => {
+    const failing = { getBackstageIdentity: async () => { throw new Error('guest'); } };
+    const { api, clock, collector } = analytics({}, { identityApi: failing });
+    api.captureEvent(navigate);
+    await clock.advance(5000);
+    assert.equal(collector.events.length, 1);
+    assert.equal(collector.events[0].user, undefined);
+  });
+
+  it('flushes with keepalive when the page is hidden', async () => {
+    const { api, clock, collector, env } = analytics({}, { identityApi: identity('user:default/ada') });
+    api.captureEvent(navigate);
+    await api.flush(); // resolves the identity, as the first interval flush would
+    api.captureEvent({ ...navigate, subject: '/docs' });
+    env.document.visibilityState = 'hidden';
+    env.document.dispatch('visibilitychange');
+    assert.equal(collector.requests.at(-1).keepalive, true);
+    assert.equal(collector.events.at(-1).user, 'user:default/ada');
+    assert.equal(collector.events.at(-1).subject, '/docs');
+    await clock.advance(60_000);
+    assert.equal(collector.requests.length, 2);
+  });
+
+  it('never throws from captureEvent', () => {
+    let calls = 0;
+    const randomUUID = () => {
+      calls += 1;
+      if (calls > 1) throw new Error('no crypto'); // the first is the tab id, at construction
+      return uuid();
+    };
+    const { api } = analytics({}, { environment: { randomUUID } });
+    assert.doesNotThrow(() => api.captureEvent(navigate));
+  });
+
+  it('states its version as package.json does', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url)));
+    assert.equal(MODULE_VERSION, pkg.version);
+  });
+});
+
+describe('new frontend system', () => {
+  it('is an analytics implementation attached to the app analytics API', () => {
+    assert.equal(analyticsModulePulse.pluginId, 'app');
+    assert.equal(String(pulseAnalyticsImplementation), 'ExtensionDefinition{kind=analytics,name=pulse,attachTo=api:app/analytics@implementations}');
+    assert.deepEqual(analyticsModulePulse.extensions.map(e => e.id), ['analytics:app/pulse']);
+  });
+
+  it('builds PulseAnalytics from the core APIs and marks events NEW', async () => {
+    // Run the extension as the app would: its factory yields the implementation factory.
+    const [extension] = analyticsModulePulse.extensions;
+    const outputs = [...extension.factory({ node: {}, config: undefined, inputs: {}, apis: {} })];
+    const { value } = outputs.find(o => o.id === 'core.analytics.factory');
+    assert.deepEqual(Object.fromEntries(Object.entries(value.deps).map(([k, ref]) => [k, ref.id])), { config: 'core.config', identity: 'core.identity', fetch: 'core.fetch' });
+    const collector = new FakeCollector();
+    const implementation = value.factory({ config: config(), identity: identity('user:default/grace'), fetch: { fetch: collector.fetch } });
+    implementation.captureEvent({ action: 'click', subject: 'Create', context: { pluginId: 'scaffolder', extensionId: 'page:scaffolder' } });
+    await implementation.flush();
+    const body = JSON.parse(collector.requests[0].body);
+    assert.equal(body.frontendSystem, 'NEW');
+    assert.deepEqual(body.events[0].context, { pluginId: 'scaffolder', extensionId: 'page:scaffolder' });
+    assert.equal(body.events[0].user, 'user:default/grace');
+  });
+});

@@ -1,0 +1,24 @@
+// The README's registration snippets, type-checked against Backstage's own types (npm test
+// runs tsc on this file; it is not executed).
+
+import {
+  analyticsApiRef,
+  configApiRef,
+  createApiFactory,
+  fetchApiRef,
+  identityApiRef,
+} from '@backstage/core-plugin-api';
+import type { FrontendFeature } from '@backstage/frontend-plugin-api';
+import analyticsModulePulse from '../src/alpha.js';
+import { PulseAnalytics } from '../src/index.js';
+
+export const legacyApis = [
+  createApiFactory({
+    api: analyticsApiRef,
+    deps: { configApi: configApiRef, identityApi: identityApiRef, fetchApi: fetchApiRef },
+    factory: ({ configApi, identityApi, fetchApi }) =>
+      PulseAnalytics.fromConfig(configApi, { identityApi, fetchApi }),
+  }),
+];
+
+export const features: FrontendFeature[] = [analyticsModulePulse];
