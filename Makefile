@@ -54,7 +54,7 @@ MODULE_DEPS := $(MODULE)/node_modules/.package-lock.json
 $(MODULE_DEPS): $(MODULE)/package-lock.json
 	npm ci --prefix $(MODULE) --no-audit --no-fund --silent
 
-test-module: $(STAMP) $(MODULE_DEPS)
+test-module: $(STAMP) $(MODULE_DEPS) $(CHROMIUM)
 	PULSE_PYTHON=$(abspath $(PY)) npm test --prefix $(MODULE) --silent
 
 test: lint $(CHROMIUM) $(PROMTOOL) $(VALIDATE) test-module

@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         "PULSE_USER_ID_SECRET": _secret(data / "user-id-secret"),
         "PULSE_COLLECTOR_PORT": str(args.collector_port),
         "PULSE_COLLECTOR_TOKENS": f"local={_secret(data / 'collector-token')}",
-        "PULSE_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",  # Backstage dev
+        # Backstage's dev server, unless the caller names its own origins.
+        "PULSE_CORS_ORIGINS": os.environ.get("PULSE_CORS_ORIGINS")
+        or "http://localhost:3000,http://127.0.0.1:3000",
     }
     py = shlex.quote(sys.executable)
     processes = {

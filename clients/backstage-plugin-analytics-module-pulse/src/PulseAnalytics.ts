@@ -47,6 +47,7 @@ export class PulseAnalytics implements AnalyticsApi {
     const fetch = deps.fetchApi ? deps.fetchApi.fetch.bind(deps.fetchApi) : this.env.fetch;
     if (!fetch) throw new Error('pulse analytics: no fetch implementation is available');
     const { clock, log } = this.env;
+    const user = new UserResolver(options.identity, deps.identityApi, deps.userIdTransform ?? options.userIdTransform);
     this.session = new SessionTracker(this.env.sessionStorage, options.sessionIdleMinutes * 60_000, clock.now, this.env.randomUUID);
     this.shipper = new Shipper({
       meta: {
@@ -59,12 +60,14 @@ export class PulseAnalytics implements AnalyticsApi {
       maxQueueSize: options.maxQueueSize,
       flushIntervalMs: options.flushIntervalMs,
       send: fetchTransport({ endpoint: options.endpoint, token: options.token, fetch, now: clock.now }),
-      user: new UserResolver(options.identity, deps.identityApi, deps.userIdTransform ?? options.userIdTransform),
+      user,
       clock,
       log: options.debug ? log : { ...log, debug: () => {} },
       persist: this.env.localStorage,
       tabId: this.env.randomUUID(),
     });
+    // Asked now, so that a page hidden before the first flush can still send the user.
+    user.resolve().catch(() => {});
     this.shipper.restorePersisted();
     this.listen();
   }

@@ -1,105 +1,42 @@
-// Cross-language end to end: the module, in Node, captures events and ships them to the real
-// collector of a real embedded Pulse stack (`python -m deploy.local`: Tansu, the faust worker,
-// the sink into chDB); the rows are then read back through the sink's query server.
-//
-// PULSE_PYTHON names the interpreter with Pulse installed (make test passes .venv's).
+// Cross-language end to end: the module captures events and ships them to the real collector
+// of a real embedded Pulse stack (Tansu, the faust worker, the sink into chDB); the rows are
+// read back through the sink's query server. Once in Node, once in Chromium.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createHash, createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { ConfigReader } from '@backstage/config';
+import { chromium } from 'playwright-core';
 import { analyticsModulePulse } from '../dist/alpha.js';
 import { PulseAnalytics } from '../dist/index.js';
+import { freePort, Stack, waitFor } from './stack.mjs';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const PYTHON = process.env.PULSE_PYTHON ?? join(ROOT, '.venv/bin/python');
 const STARTUP_MS = 240_000;
 const ARRIVAL_MS = 120_000;
+const CHROMIUM = '/usr/bin/chromium'; // Debian's package; make test installs it
+const PACKAGE = new URL('../', import.meta.url).pathname;
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(what, check, timeoutMs, stack) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    if (stack?.exited) throw new Error(`the stack exited while waiting for ${what}:\n${stack.output.slice(-4000)}`);
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise(resolve => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out waiting for ${what} (${last ?? 'not yet'})\n${stack?.output.slice(-4000) ?? ''}`);
-}
-
-const ok = url => async () => (await fetch(url)).ok;
-
-describe('module -> collector -> Kafka -> streams -> ClickHouse', { timeout: STARTUP_MS + 3 * ARRIVAL_MS }, () => {
-  const stack = { output: '', exited: false };
-  let ports;
-  let data;
-  let child;
+describe('module -> collector -> Kafka -> streams -> ClickHouse', { timeout: STARTUP_MS + 4 * ARRIVAL_MS }, () => {
+  const stack = new Stack();
+  let page;
 
   before(async () => {
-    ports = { kafka: await freePort(), query: await freePort(), web: await freePort(), metrics: await freePort(), collector: await freePort() };
-    data = mkdtempSync(join(tmpdir(), 'pulse-module-e2e-'));
-    child = spawn(
-      PYTHON,
-      ['-m', 'deploy.local', '--data-dir', data, '--no-traffic', '--partitions', '2',
-        '--kafka-port', ports.kafka, '--query-port', ports.query, '--streams-web-port', ports.web,
-        '--sink-metrics-port', ports.metrics, '--collector-port', ports.collector].map(String),
-      { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    for (const stream of [child.stdout, child.stderr]) stream.on('data', chunk => (stack.output += chunk));
-    child.on('exit', () => (stack.exited = true));
-    const host = 'http://127.0.0.1';
-    await waitFor('the collector', ok(`${host}:${ports.collector}/readyz`), STARTUP_MS, stack);
-    await waitFor('the streams worker', ok(`${host}:${ports.web}/readyz`), STARTUP_MS, stack);
-    await waitFor('the sink', ok(`${host}:${ports.metrics}/readyz`), STARTUP_MS, stack);
+    page = await servePage();
+    await stack.start({ corsOrigins: page.origin, timeoutMs: STARTUP_MS });
   });
 
   after(async () => {
-    if (child && !stack.exited) {
-      const exited = new Promise(resolve => child.once('exit', resolve));
-      process.kill(-child.pid, 'SIGTERM');
-      const killer = setTimeout(() => process.kill(-child.pid, 'SIGKILL'), 20_000);
-      await exited;
-      clearTimeout(killer);
-    }
-    if (data) rmSync(data, { recursive: true, force: true });
+    await stack.stop();
+    page?.server.close();
   });
 
-  async function rows(ids) {
-    const sql = `SELECT toString(event_id) AS id, toUnixTimestamp64Milli(event_time) AS time, instance_id, frontend_system,
-        session_id, user_id, plugin_id, extension, route_ref, action, subject, value, attributes, entity_ref, search_types
-      FROM pulse.events FINAL WHERE event_id IN (${ids.map(id => `'${id}'`).join(',')}) ORDER BY event_time FORMAT JSONEachRow`;
-    const response = await fetch(`http://127.0.0.1:${ports.query}/?query=${encodeURIComponent(sql)}`);
-    assert.equal(response.status, 200, await response.clone().text());
-    return (await response.text()).split('\n').filter(Boolean).map(line => JSON.parse(line));
-  }
+  const hmac = text => createHmac('sha256', stack.secret).update(text).digest('hex');
 
   it('stores what both frontend systems capture, with the user keyed and nothing doubled', async () => {
-    const token = readFileSync(join(data, 'collector-token'), 'utf8').trim();
-    const secret = readFileSync(join(data, 'user-id-secret'), 'utf8').trim();
-    const endpoint = `http://127.0.0.1:${ports.collector}/v1/events`;
+    const { endpoint, token } = stack;
     const config = extra => new ConfigReader({ app: { analytics: { pulse: { endpoint, token, flushIntervalMs: 200, appVersion: '9.9.9', ...extra } } } });
     const captured = [];
     const record = fetchImpl => async (url, init) => {
@@ -146,12 +83,11 @@ describe('module -> collector -> Kafka -> streams -> ClickHouse', { timeout: STA
     assert.deepEqual([legacy.stats.accepted, nfs.stats.accepted], [3, 1]);
 
     const got = await waitFor('the rows in ClickHouse', async () => {
-      const found = await rows(captured);
+      const found = await stack.rows(`event_id IN (${captured.map(id => `'${id}'`).join(',')})`);
       return found.length >= 4 && found;
     }, ARRIVAL_MS, stack);
     assert.equal(got.length, 4, 'a re-sent batch is stored once');
 
-    const hmac = text => createHmac('sha256', secret).update(text).digest('hex');
     const byAction = Object.fromEntries(got.map(r => [r.action, r]));
     assert.deepEqual(new Set(got.map(r => r.id)), new Set(captured));
     for (const r of got) {
@@ -174,4 +110,68 @@ describe('module -> collector -> Kafka -> streams -> ClickHouse', { timeout: STA
     assert.equal(byAction.click.user_id, hmac(`sha256:${createHash('sha256').update('user:default/grace').digest('hex')}`));
     assert.equal(new Set(got.filter(r => r.frontend_system === 'LEGACY').map(r => r.session_id)).size, 1);
   });
+
+  it('ships from Chromium: one session across a reload, and the events held when the page goes away', async () => {
+    const run = randomUUID().slice(0, 8);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    try {
+      const tab = await browser.newPage();
+      const errors = [];
+      tab.on('pageerror', error => errors.push(String(error)));
+      // The app page: the module as the browser loads it (ES modules from dist/, no bundler),
+      // a batch interval too long to fire, so only page hide can send.
+      const boot = async () => {
+        await tab.goto(`${page.origin}/`);
+        await tab.evaluate(async ({ endpoint, token }) => {
+          const { PulseAnalytics, DEFAULTS } = await import('/dist/index.js');
+          const identityApi = { getBackstageIdentity: async () => ({ userEntityRef: 'user:default/linus' }) };
+          window.pulse = new PulseAnalytics({ ...DEFAULTS, endpoint, token, flushIntervalMs: 600_000 }, { identityApi });
+        }, { endpoint: stack.endpoint, token: stack.token });
+      };
+      const capture = (subject, action = 'navigate') =>
+        tab.evaluate(([s, a]) => window.pulse.captureEvent({ action: a, subject: s, context: { pluginId: 'catalog', extension: 'App', routeRef: 'unknown' } }), [subject, action]);
+
+      await boot();
+      for (let i = 0; i < 3; i += 1) await capture(`/browser/${run}/${i}`);
+      const session = await tab.evaluate(() => JSON.parse(sessionStorage.getItem('pulse-analytics:session')).id);
+      assert.equal(await tab.evaluate(() => window.pulse.pending), 3);
+      await tab.goto(`${page.origin}/elsewhere`); // pagehide: the three leave with keepalive
+      await boot(); // the same tab, back again: the same session
+      await capture(`/browser/${run}/last`, 'click');
+      await tab.close({ runBeforeUnload: true }); // pagehide again, then the page is gone
+
+      const got = await waitFor("the browser's rows", async () => {
+        const found = await stack.rows(`subject LIKE '/browser/${run}/%'`);
+        return found.length >= 4 && found;
+      }, ARRIVAL_MS, stack);
+      assert.deepEqual(got.map(r => r.subject).sort(), [0, 1, 2, 'last'].map(n => `/browser/${run}/${n}`));
+      assert.deepEqual(new Set(got.map(r => r.session_id)), new Set([session]));
+      assert.deepEqual(new Set(got.map(r => r.user_id)), new Set([hmac('user:default/linus')]));
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
+  });
 });
+
+/** Serves the app page and the built module on its own origin (so the collector is cross-origin). */
+async function servePage() {
+  const server = createServer((request, response) => {
+    const path = new URL(request.url, 'http://x').pathname;
+    if (path.startsWith('/dist/') && !path.includes('..')) {
+      try {
+        const body = readFileSync(join(PACKAGE, path));
+        response.writeHead(200, { 'Content-Type': path.endsWith('.js') ? 'text/javascript' : 'application/json' });
+        response.end(body);
+      } catch {
+        response.writeHead(404).end();
+      }
+      return;
+    }
+    response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    response.end(`<!doctype html><meta charset="utf-8"><title>Backstage ${path}</title><p>${path}</p>`);
+  });
+  const port = await freePort();
+  await new Promise(resolve => server.listen(port, '127.0.0.1', resolve));
+  return { server, origin: `http://127.0.0.1:${port}` };
+}
