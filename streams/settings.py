@@ -26,6 +26,9 @@ class KafkaSettings(BaseSettings):
 
 class WorkerSettings(KafkaSettings):
     app_id: str = Field("pulse-streams", description="faust app id = consumer group")
+    kafka_fetch_wait_ms: int = Field(
+        100, ge=1, le=10_000, description="longest a fetch may wait for data (see transport)"
+    )
     user_id_secret: SecretStr = Field(..., description="HMAC key that pseudonymizes user ids")
     window_seconds: int = Field(60, ge=1)
     window_retention_s: int = Field(3600, ge=0, description="late events within it correct counts")
