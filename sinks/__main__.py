@@ -92,18 +92,31 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
     metrics = SinkMetrics()
     server = None
     if serve_queries if serve_queries is not None else settings.embedded:
+        admin = settings.query_admin_token
         server = QueryServer(
-            client, settings.query_bind, settings.query_port, settings.database, metrics.registry
+            client,
+            settings.query_bind,
+            settings.query_port,
+            settings.database,
+            metrics.registry,
+            admin_token=admin.get_secret_value() if admin else None,
         ).start()
         log.info("read-only SQL on %s, dashboard on %s/dashboard", server.url, server.url)
 
     specs = table_specs(settings)
+
+    def client_for(member: int):  # the first member shares the migrating client
+        if member == 0:
+            return client
+        return connect(settings.clickhouse_url, **settings.connect_options())
+
     try:
+        # PULSE_CONSUMERS members per table share the table's group and split its partitions.
         sinks = [
             TableSink(
                 specs[name],
                 settings,
-                client,
+                client_for(member),
                 metrics,
                 [
                     connect(settings.clickhouse_url, **settings.connect_options())
@@ -111,6 +124,7 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
                 ],
             )
             for name in (tables or specs)
+            for member in range(settings.consumers)
         ]
     except SinkError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -5,11 +5,14 @@ chDB locks its path to one process, so analysts' queries must be served by the s
 writes. This speaks a subset of ClickHouse's HTTP interface: ``GET /ping``, and ``GET /?query=``
 or ``POST /`` (query in the body) with optional ``default_format`` and ``param_<name>``
 values; errors come back as text with ``X-ClickHouse-Exception-Code``. Only reading statements
-run (see ``readonly``). ``/dashboard`` is the analysts' page (see ``dashboard``).
+run (see ``readonly``), except for a request bearing the admin token when one is configured:
+in embedded mode this process is the only way to reach chDB for maintenance (an erasure's
+``ALTER TABLE ... DELETE``, ``OPTIMIZE``, renames). ``/dashboard`` is the analysts' page.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import threading
@@ -29,7 +32,7 @@ from prometheus_client import (
 
 from sinks import dashboard, questions
 from sinks.clickhouse import call
-from sinks.errors import ClickHouseError
+from sinks.errors import ClickHouseError, ClickHouseRejectedError
 from sinks.readonly import run_readonly
 
 log = logging.getLogger("pulse.sinks.query")
@@ -69,8 +72,11 @@ class QueryMetrics:
         )
 
 
-def _handler(client: Client, database: str, metrics: QueryMetrics) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    client: Client, database: str, metrics: QueryMetrics, admin_token: str | None
+) -> type[BaseHTTPRequestHandler]:
     ask = asker(client, database)
+    admin = f"Bearer {admin_token}".encode() if admin_token else None
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "pulse-query"
@@ -136,8 +142,15 @@ def _handler(client: Client, database: str, metrics: QueryMetrics) -> type[BaseH
             fmt = params.get("default_format", ["TabSeparated"])[0]
             # Query parameters, as ClickHouse's HTTP interface takes them: param_<name>=value.
             values = {k[6:]: v[0] for k, v in params.items() if k.startswith("param_") and v}
+            given = self.headers.get("Authorization", "").encode()
             try:
-                body = run_readonly(client, sql, fmt, values)
+                try:
+                    body = run_readonly(client, sql, fmt, values)
+                except ClickHouseRejectedError as exc:
+                    if exc.name != "READONLY" or not (admin and hmac.compare_digest(given, admin)):
+                        raise
+                    call("admin statement", client.command, sql, parameters=values or None)
+                    body = b""
             except ClickHouseError as exc:
                 headers = {"X-ClickHouse-Exception-Code": str(exc.code or 0)}
                 self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, f"{exc}\n".encode(), headers)
@@ -177,10 +190,12 @@ class QueryServer:
         port: int,
         database: str = "pulse",
         registry: CollectorRegistry | None = None,
+        admin_token: str | None = None,
     ) -> None:
-        """``registry``: where the request metrics go (the process's; else one of its own)."""
+        """``registry``: where the request metrics go (the process's; else one of its own).
+        ``admin_token``: requests bearing it may run any statement (None: reading only)."""
         self.metrics = QueryMetrics(registry or CollectorRegistry())
-        handler = _handler(client, database, self.metrics)
+        handler = _handler(client, database, self.metrics, admin_token)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

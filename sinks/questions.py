@@ -91,13 +91,13 @@ QUESTIONS: dict[str, Question] = {
         Question(
             "new_vs_returning",
             "Users first seen in each period (new) and users seen before it (returning)",
-            "WITH firsts AS (SELECT user_id, min(event_time) AS first_seen FROM {db}.events "
+            "WITH firsts AS (SELECT user_id, min(event_time) AS first_seen FROM {db}.events FINAL "
             "WHERE user_id != '' AND event_time < {until:DateTime64(3)}{filters} "
             "GROUP BY user_id) "
             "SELECT {bucket} AS period, "
             "uniqExactIf(user_id, {first_bucket} = period) AS new_users, "
             "uniqExactIf(user_id, {first_bucket} < period) AS returning_users "
-            "FROM {db}.events INNER JOIN firsts USING (user_id) "
+            "FROM {db}.events FINAL INNER JOIN firsts USING (user_id) "
             "WHERE user_id != '' AND {where} GROUP BY period ORDER BY period",
             "events",
             grouped=True,
@@ -138,7 +138,7 @@ QUESTIONS: dict[str, Question] = {
             "top_templates",
             "Software templates by runs (scaffolder create), with time saved (sum of value)",
             "SELECT entity_ref AS template, count() AS runs, uniqExact(user_id) AS users, "
-            "sum(ifNull(value, 0)) AS time_saved FROM {db}.events "
+            "sum(ifNull(value, 0)) AS time_saved FROM {db}.events FINAL "
             "WHERE {where} AND plugin_id = 'scaffolder' AND action = 'create' "
             "GROUP BY template ORDER BY runs DESC, template LIMIT {limit:UInt32}",
             "events",
@@ -148,7 +148,7 @@ QUESTIONS: dict[str, Question] = {
             "TechDocs entities by page views, with distinct users and not-found pages",
             "SELECT entity_ref AS entity, countIf(action = 'navigate') AS views, "
             "uniqExactIf(user_id, action = 'navigate') AS users, "
-            "countIf(action = 'not-found') AS not_found FROM {db}.events "
+            "countIf(action = 'not-found') AS not_found FROM {db}.events FINAL "
             "WHERE {where} AND plugin_id = 'techdocs' AND entity_ref != '' "
             "GROUP BY entity ORDER BY views DESC, entity LIMIT {limit:UInt32}",
             "events",
@@ -157,7 +157,7 @@ QUESTIONS: dict[str, Question] = {
             "top_entities",
             "Catalog entities by page views",
             "SELECT entity_ref AS entity, entity_kind AS kind, count() AS views, "
-            "uniqExact(user_id) AS users FROM {db}.events "
+            "uniqExact(user_id) AS users FROM {db}.events FINAL "
             "WHERE {where} AND plugin_id = 'catalog' AND action = 'navigate' "
             "AND entity_ref != '' GROUP BY entity, kind ORDER BY views DESC, entity "
             "LIMIT {limit:UInt32}",
@@ -168,7 +168,7 @@ QUESTIONS: dict[str, Question] = {
             "Search terms by searches, with users and mean result count",
             "SELECT lower(trim(subject)) AS term, count() AS searches, "
             "uniqExact(user_id) AS users, round(avg(ifNull(value, 0)), 2) AS mean_results "
-            "FROM {db}.events WHERE {where} AND action = 'search' AND term != '' "
+            "FROM {db}.events FINAL WHERE {where} AND action = 'search' AND term != '' "
             "GROUP BY term ORDER BY searches DESC, term LIMIT {limit:UInt32}",
             "events",
         ),
@@ -176,7 +176,7 @@ QUESTIONS: dict[str, Question] = {
             "searches_no_results",
             "Search terms that found nothing",
             "SELECT lower(trim(subject)) AS term, count() AS searches, "
-            "uniqExact(user_id) AS users FROM {db}.events "
+            "uniqExact(user_id) AS users FROM {db}.events FINAL "
             "WHERE {where} AND action = 'search' AND value = 0 AND term != '' "
             "GROUP BY term ORDER BY searches DESC, term LIMIT {limit:UInt32}",
             "events",

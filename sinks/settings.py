@@ -40,6 +40,9 @@ class ClickHouseSettings(BaseSettings):
     )
     query_port: int = Field(8124, description="read-only SQL and the dashboard are served here")
     query_bind: str = "127.0.0.1"
+    query_admin_token: SecretStr | None = Field(
+        None, description="bearer token that may run writing statements on the query port"
+    )
 
     @field_validator("database")
     @classmethod
@@ -71,6 +74,9 @@ class ClickHouseSettings(BaseSettings):
 class SinkSettings(ClickHouseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_session_timeout_s: float = 6.0
+    kafka_fetch_wait_ms: int = Field(
+        100, ge=1, le=10_000, description="longest a fetch may wait (Tansu holds fetches)"
+    )
     topic_enriched: str = "pulse.events.enriched"
     topic_counts: str = "pulse.counts.1m"
     topic_dlq: str = "pulse.events.dlq"
@@ -78,6 +84,9 @@ class SinkSettings(ClickHouseSettings):
     batch_rows: int = Field(20_000, ge=1)
     batch_age_s: float = Field(0.5, gt=0, description="flush a non-empty batch this old")
     insert_parallelism: int = Field(2, ge=1, description="partition runs inserted at once")
+    consumers: int = Field(
+        1, ge=1, description="group members per table in this process (chDB: one process only)"
+    )
     avro_passthrough: bool = Field(
         True, description="hand Avro messages to ClickHouse undecoded (False: decode in Python)"
     )

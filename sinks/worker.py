@@ -117,6 +117,7 @@ class TableSink:
                 "session.timeout.ms": int(settings.kafka_session_timeout_s * 1000),
                 "heartbeat.interval.ms": max(int(settings.kafka_session_timeout_s * 1000 / 6), 100),
                 "fetch.max.bytes": 64 * 1024 * 1024,
+                "fetch.wait.max.ms": settings.kafka_fetch_wait_ms,
                 "log_level": 3,
             }
         )

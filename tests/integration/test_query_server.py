@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -106,3 +107,31 @@ def test_the_dashboard_runs_standalone_against_a_clickhouse_url(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+
+
+def test_only_the_admin_token_may_write(chdb_client, database):
+    chdb_client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    chdb_client.command(f"CREATE TABLE {database}.a (id UInt32) ENGINE = MergeTree ORDER BY id")
+    srv = QueryServer(chdb_client, "127.0.0.1", free_port(), admin_token="admin-0123456789abcdef")
+    srv.start()
+
+    def post(sql: str, token: str | None) -> tuple[int, str]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        request = urllib.request.Request(srv.url + "/", sql.encode(), headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    try:
+        insert = f"INSERT INTO {database}.a VALUES (1)"
+        for token in (None, "admin-0123456789abcdeX"):
+            code, text = post(insert, token)
+            assert code == 500 and "only reading" in text
+        assert post(insert, "admin-0123456789abcdef")[0] == 200
+        rename = f"RENAME TABLE {database}.a TO {database}.b"
+        assert post(rename, "admin-0123456789abcdef")[0] == 200
+        assert post(f"SELECT count() FROM {database}.b", None) == (200, "1\n")
+    finally:
+        srv.stop()
