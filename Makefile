@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-module lint unit integration bench clean
+.PHONY: install run test test-module proof lint unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ $(MODULE_DEPS): $(MODULE)/package-lock.json
 
 test-module: $(STAMP) $(MODULE_DEPS) $(CHROMIUM)
 	PULSE_PYTHON=$(abspath $(PY)) npm test --prefix $(MODULE) --silent
+
+# The system proof at full size (1M events; see README "Proof"). make test runs a 50k variant.
+proof: $(STAMP)
+	$(PY) -m deploy.proof
 
 test: lint $(CHROMIUM) $(PROMTOOL) $(VALIDATE) test-module
 	$(PY) -m pytest tests -q -p no:cacheprovider

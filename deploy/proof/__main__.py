@@ -1,0 +1,328 @@
+"""``python -m deploy.proof``: the whole pipeline under load, faults and hostile input, then a
+ledger that must add up.
+
+Starts the embedded stack with two streams workers and two sink consumers per table, produces a
+seeded stream (fault-free phases at each ``--rates``, then a phase at ``--fault-rate`` with
+faults) with the hostile corpus spread through it, and meanwhile: SIGKILLs the sink three
+times, SIGKILLs a worker, restarts the other (a rebalance), renames the events table away and
+back (an outage), and replays a slice of the raw topic. Then it prints one ``LEDGER`` line per
+check, latency percentiles per phase and the recovery after each fault, and exits 1 if any
+ledger line is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from deploy.proof import ledger
+from deploy.proof.corpus import Corpus
+from deploy.proof.latency import normal_threshold_ms, recovery_s
+from deploy.proof.load import Load, Phase
+from deploy.proof.stack import Stack
+
+RAW_TOPIC = "pulse.events.raw"
+
+
+@dataclass
+class Fault:
+    name: str
+    action: Callable[[], None]
+    started: float = 0.0
+    ended: float = 0.0
+
+
+def faults(stack: Stack, load: Load, outage_s: float) -> list[Fault]:
+    def kill_sink() -> None:
+        stack.kill("sink")
+        stack.start("sink")
+
+    def kill_worker() -> None:
+        stack.kill("worker-a")
+        time.sleep(1)
+        stack.start("worker-a")
+
+    def restart_worker() -> None:
+        stack.kill("worker-b", signal.SIGTERM)
+        stack.start("worker-b")
+
+    def outage() -> None:
+        stack.wait_ready("sink")  # its SQL endpoint is how the table is reached
+        db = ledger.ClickHouse(stack.query_url, stack.admin_token)
+        db.text("RENAME TABLE pulse.events TO pulse.events_offline", admin=True)
+        time.sleep(outage_s)
+        db.text("RENAME TABLE pulse.events_offline TO pulse.events", admin=True)
+
+    def replay() -> None:
+        replay_slice(stack.bootstrap, load, per_partition=150)
+
+    return [
+        Fault("sink-sigkill-1", kill_sink),
+        Fault("worker-sigkill", kill_worker),
+        Fault("sink-sigkill-2", kill_sink),
+        Fault("clickhouse-outage", outage),
+        Fault("worker-restart", restart_worker),
+        Fault("raw-replay", replay),
+        Fault("sink-sigkill-3", kill_sink),
+    ]
+
+
+def replay_slice(bootstrap: str, load: Load, per_partition: int) -> int:
+    """Reads the last ``per_partition`` good envelopes of each partition back from the raw topic
+    and produces them again (duplicates the streams stage must drop)."""
+    load.producer.flush(30)
+    hostile = {(p, o) for _, p, o in load.expected.hostile}
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "pulse-proof-replay",
+            "enable.auto.commit": False,
+        }
+    )
+    wanted: dict[int, set[int]] = {}
+    for p, offsets in load.expected.good_offsets.items():
+        chosen = [o for o in offsets[-per_partition:] if (p, o) not in hostile]
+        if chosen:
+            wanted[p] = set(chosen)
+    consumer.assign([TopicPartition(RAW_TOPIC, p, min(o)) for p, o in wanted.items()])
+    sent, deadline = 0, time.monotonic() + 60
+    try:
+        while wanted and time.monotonic() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is None or msg.error():
+                continue
+            left = wanted.get(msg.partition())
+            if left is None or msg.offset() not in left:
+                continue
+            left.discard(msg.offset())
+            if not left:
+                del wanted[msg.partition()]
+            load.producer.produce(RAW_TOPIC, msg.value(), msg.key())
+            sent += 1
+        load.producer.flush(30)
+    finally:
+        consumer.close()
+    print(f"  replayed {sent} envelopes from the raw topic", flush=True)
+    return sent
+
+
+def dump_changelogs(bootstrap: str, data: Path) -> None:
+    """The streams' state changelogs as JSON lines (offset, key, value), for a post-mortem."""
+    import json
+
+    from streams.changelog_tail import read_tails
+
+    for name in ("window-counts", "dedup-ids"):
+        topic = f"pulse-streams-{name}-changelog"
+        records = read_tails(bootstrap, [(topic, p, 0) for p in range(4)], timeout_s=60)
+        with (data / f"{name}.jsonl").open("w") as out:
+            for _, p, offset, key, value in records:
+                out.write(json.dumps([p, offset, key, value]) + "\n")
+
+
+def run_faults(schedule: list[tuple[float, Fault]], stop: threading.Event) -> None:
+    for at, fault in schedule:
+        if stop.wait(max(0.0, at - time.time())):
+            return
+        fault.started = time.time()
+        print(f"  fault {fault.name}", flush=True)
+        fault.action()
+        fault.ended = time.time()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.proof", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--events", type=int, default=1_000_000, help="good events in all")
+    parser.add_argument(
+        "--rates", default="5000,10000", help="events/s of the fault-free phases, comma-separated"
+    )
+    parser.add_argument("--fault-rate", type=float, default=10_000, help="events/s under faults")
+    parser.add_argument(
+        "--steady-share",
+        type=float,
+        default=0.2,
+        help="share of the events in each fault-free phase",
+    )
+    parser.add_argument(
+        "--warmup-s",
+        type=float,
+        default=10.0,
+        help="seconds of traffic at the first rate before measuring",
+    )
+    parser.add_argument(
+        "--faults",
+        default="all",
+        help="comma-separated fault names to inject (default: all; none: none)",
+    )
+    parser.add_argument("--outage-s", type=float, default=5.0)
+    parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=600.0,
+        help="how long the pipeline may take to drain after the load",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--data-dir", type=Path, help="default: a temporary directory")
+    parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    args = parser.parse_args(argv)
+
+    rates = [float(r) for r in args.rates.split(",") if r]
+    steady = int(args.events * args.steady_share)
+    phases = [Phase("warmup", rates[0], int(rates[0] * args.warmup_s))] if args.warmup_s else []
+    phases += [Phase(f"steady-{r:g}/s", r, steady) for r in rates]
+    phases.append(
+        Phase(
+            f"faults-{args.fault_rate:g}/s",
+            args.fault_rate,
+            args.events - steady * len(rates),
+            faults=True,
+        )
+    )
+    if phases[-1].events <= 0:
+        parser.error("--steady-share leaves no events for the fault phase")
+    data = args.data_dir or Path(tempfile.mkdtemp(prefix="pulse-proof-"))
+    stack = Stack(data, args.partitions)
+    stop = threading.Event()
+    started = time.time()
+    load: Load | None = None
+    print(f"proof: {args.events} events, phases {[p.name for p in phases]}, data in {data}")
+    try:
+        stack.boot()
+        print(f"  stack ready after {time.time() - started:.1f}s", flush=True)
+        n_cases = len(Corpus(int(time.time() * 1000), args.seed).cases())
+        load = Load(stack.bootstrap, RAW_TOPIC, args.seed, max(1, args.events // (n_cases + 1)))
+        if args.keep:
+            load.where = {}
+        fault_list = faults(stack, load, args.outage_s)
+        if args.faults != "all":
+            chosen = {f for f in args.faults.split(",") if f and f != "none"}
+            unknown = chosen - {f.name for f in fault_list}
+            if unknown:
+                parser.error(f"unknown faults {sorted(unknown)}: {[f.name for f in fault_list]}")
+            fault_list = [f for f in fault_list if f.name in chosen]
+        for phase in phases:
+            thread = None
+            if phase.faults:
+                duration = phase.events / phase.rate
+                begin = time.time()
+                schedule = [
+                    (begin + duration * (i + 0.5) / max(1, len(fault_list)), f)
+                    for i, f in enumerate(fault_list)
+                ]
+                thread = threading.Thread(target=run_faults, args=(schedule, stop), daemon=True)
+                thread.start()
+            run = load.run_phase(phase)
+            print(
+                f"  {phase.name}: {run.produced} events in {run.ended - run.started:.1f}s "
+                f"({run.achieved_rate:.0f}/s)",
+                flush=True,
+            )
+            if thread is not None:
+                thread.join()
+        load.finish_hostile()
+        produced_at = time.time()
+        db = ledger.ClickHouse(stack.query_url, stack.admin_token)
+        stack.wait_ready("sink")
+        n = len(load.expected.ids)
+        db.wait("events", "SELECT count() FROM pulse.events", n, args.settle_s)
+        since_ms = int(load.expected.phases[0].started * 1000) - 600_000
+        total = sum(
+            v for k, v in load.expected.windows.items() if k[0] >= since_ms // 60_000 * 60_000
+        )
+        db.wait(
+            "window counts",
+            "SELECT sum(event_count) FROM pulse.counts_1m FINAL "
+            f"WHERE window_start >= fromUnixTimestamp64Milli({since_ms})",
+            total,
+            120,
+        )
+        dead = sum(len(c.dead) for c, _, _ in load.expected.hostile)
+        db.wait(
+            "dead letters",
+            "SELECT count() FROM (SELECT DISTINCT source_partition, "
+            "source_offset, batch_index FROM pulse.dead_letters)",
+            dead,
+            120,
+        )
+        print(f"  drained {time.time() - produced_at:.1f}s after the load", flush=True)
+
+        lines = ledger.check(db, load.expected, RAW_TOPIC, since_ms)
+        lines.append(
+            ledger.Line(
+                "crashes",
+                0,
+                len(stack.crashes),
+                [f"{c.name} exited {c.returncode}: {c.log_tail[-300:]}" for c in stack.crashes],
+            )
+        )
+        errors = [f"{name}: {e}" for name in stack.members for e in stack.log_errors(name)]
+        lines.append(ledger.Line("logged_errors", 0, len(errors), errors))
+        for line in lines:
+            print(line)
+        if load.where is not None:  # --keep: where the missing events were, for a post-mortem
+            missing = ledger.missing_ids(db, load.expected)
+            (data / "missing.txt").write_text(
+                "".join(f"{i} {load.where.get(i)}\n" for i in sorted(missing))
+            )
+            dump_changelogs(stack.bootstrap, data)
+        report_latency(db, load, fault_list)
+        ok = all(line.ok for line in lines)
+        print(f"PROOF {'ok' if ok else 'FAIL'} in {time.time() - started:.0f}s", flush=True)
+        return 0 if ok else 1
+    finally:
+        stop.set()
+        if load is not None:
+            load.close()  # before the broker goes: no reconnect noise
+        stack.shutdown()
+        if not args.keep and args.data_dir is None:
+            shutil.rmtree(data, ignore_errors=True)
+
+
+def report_latency(db: ledger.ClickHouse, load: Load, fault_list: list[Fault]) -> None:
+    steady_p99 = 0.0
+    for run in load.expected.phases:
+        q = ledger.latency(db, run.started, run.ended)
+        print(
+            f"LATENCY phase={run.phase.name} achieved={run.achieved_rate:.0f}/s events={q['n']} "
+            f"p50={q['p50']:.0f}ms p95={q['p95']:.0f}ms p99={q['p99']:.0f}ms "
+            f"max={q['max']:.0f}ms"
+        )
+        if not run.phase.faults and run.phase.name != "warmup":
+            steady_p99 = q["p99"]
+    faulted = [run for run in load.expected.phases if run.phase.faults]
+    if not faulted:
+        return
+    run = faulted[0]
+    series = ledger.p99_by_second(db, run.started, run.ended)
+    threshold = normal_threshold_ms(steady_p99)
+    done = [f for f in fault_list if f.started]
+    for i, fault in enumerate(done):
+        until = max(done[i + 1].started if i + 1 < len(done) else run.ended, fault.started)
+        back = recovery_s(series, fault.started, threshold, until)
+        took = f"{fault.ended - fault.started:.1f}s"
+        verdict = (
+            f"back_to_normal_after={back:.0f}s"
+            if back is not None
+            else f"not_back_to_normal_within={until - fault.started:.0f}s"
+        )
+        print(
+            f"RECOVERY fault={fault.name} action_took={took} {verdict} "
+            f"(normal: p99 of each second <= {threshold:.0f}ms for 3s)"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
