@@ -38,7 +38,7 @@ class Member:
     log: Path
     ready_url: str | None = None
     proc: subprocess.Popen | None = None
-    expected_exit: bool = False
+    expected: set[int] = field(default_factory=set)  # pids whose exit the proof caused
     starts: int = 0
 
 
@@ -87,7 +87,6 @@ class Stack:
 
     def start(self, name: str) -> None:
         m = self.members[name]
-        m.expected_exit = False
         m.starts += 1
         with m.log.open("ab") as log:
             log.write(f"\n=== start {m.starts} at {time.time():.3f}\n".encode())
@@ -101,7 +100,8 @@ class Stack:
 
     def kill(self, name: str, sig: int = signal.SIGKILL, timeout_s: float = 60) -> None:
         m = self.members[name]
-        m.expected_exit = True
+        if m.proc is not None:
+            m.expected.add(m.proc.pid)
         if m.proc and m.proc.poll() is None:
             os.killpg(m.proc.pid, sig)
             try:
@@ -164,10 +164,11 @@ class Stack:
 
     def _watch(self) -> None:
         while not self._stop.is_set():
-            for m in self.members.values():
-                if m.proc is not None and not m.expected_exit and m.proc.poll() is not None:
-                    self.crashes.append(Crash(m.name, m.proc.returncode, self._tail(m.name)))
-                    m.expected_exit = True  # recorded once
+            for m in list(self.members.values()):
+                proc = m.proc  # one process, even if a restart replaces it meanwhile
+                if proc is not None and proc.poll() is not None and proc.pid not in m.expected:
+                    m.expected.add(proc.pid)  # recorded once
+                    self.crashes.append(Crash(m.name, proc.returncode, self._tail(m.name)))
             self._stop.wait(0.2)
 
     def _tail(self, name: str, size: int = 4000) -> str:
