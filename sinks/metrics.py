@@ -47,6 +47,12 @@ class SinkMetrics:
             ["table"],
             registry=r,
         )
+        self.gaps = Counter(
+            "pulse_sink_offset_gaps_total",
+            "Times the consumer skipped offsets and the sink sought back to re-read them",
+            ["table"],
+            registry=r,
+        )
         self.replays = Counter(
             "pulse_sink_replayed_runs_total",
             "Partition runs rebuilt from an insert intent after a takeover",

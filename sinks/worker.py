@@ -52,6 +52,9 @@ log = logging.getLogger("pulse.sinks")
 # and no collapsing of equal sorting keys at insert time (ReplacingMergeTree's default), which
 # nearly halved insert speed and is not needed: tokens keep repeats out, merges are the backstop.
 # In cluster mode an insert into a Distributed table returns once the shards have it.
+GAP_PATIENCE_S = 30.0  # a skipped offset that does not come back within this is taken as real
+SEEK_RETRY_S = 2.0
+
 INSERT_SETTINGS = {
     "deduplicate_blocks_in_dependent_materialized_views": 1,
     "optimize_on_insert": 0,
@@ -126,6 +129,8 @@ class TableSink:
         )
         self._batch = Batch(settings.batch_rows, settings.batch_age_s)
         self._replay_end: dict[int, int] = {}  # partition -> last offset of its intent
+        self._next: dict[int, int] = {}  # partition -> the offset expected next
+        self._seeking: dict[int, tuple[float, float]] = {}  # partition -> (since, last seek)
         self._owned: set[int] = set()
         self._rows_per_message = 1.0
         self._running = False
@@ -138,6 +143,7 @@ class TableSink:
         self._m.update(
             fallbacks=self.metrics.fallbacks.labels(spec.table),
             replays=self.metrics.replays.labels(spec.table),
+            gaps=self.metrics.gaps.labels(spec.table),
         )
 
     def stop(self) -> None:
@@ -173,6 +179,8 @@ class TableSink:
             if err.code() != KafkaError._PARTITION_EOF:
                 log.warning("sink %s: consumer error %s", self.spec.table, err)
             return
+        if not self._in_sequence(msg):
+            return
         p, offset = msg.partition(), msg.offset()
         end = self._replay_end.get(p)
         if end is not None and offset > end:
@@ -186,6 +194,53 @@ class TableSink:
         self._batch.add(p, offset, msg, rows, time.monotonic())
         if end is not None and offset >= end:
             self.flush({p})
+
+    def _in_sequence(self, msg: Message) -> bool:
+        """Whether to take this message: offsets of a partition must follow each other.
+
+        A run's token names an offset range, so a message missing inside it would be committed
+        over and lost for good. On Tansu the consumer was seen to skip messages (the system
+        proof found whole enriched messages missing from committed runs, with "offsets N-N
+        were not delivered"). On a jump the partition is sought back to the missing offset and
+        what was fetched past it is dropped until it comes; a jump that outlasts
+        GAP_PATIENCE_S is taken as real (transaction markers, compaction).
+        """
+        p, offset = msg.partition(), msg.offset()
+        expected = self._next.get(p)
+        now = time.monotonic()
+        seeking = self._seeking.get(p)
+        if seeking is not None:
+            since, last_seek = seeking
+            if offset > expected and now - since < GAP_PATIENCE_S:
+                if now - last_seek > SEEK_RETRY_S:  # a seek during a rebalance can be lost
+                    self._seek(p, expected)
+                    self._seeking[p] = (since, now)
+                return False
+            del self._seeking[p]
+            if offset > expected:
+                log.error(
+                    "sink %s: partition %d: offsets %d-%d did not come back; continuing",
+                    self.spec.table, p, expected, offset - 1,
+                )  # fmt: skip
+        elif expected is not None and offset > expected:
+            log.warning(
+                "sink %s: partition %d: offsets %d-%d were not delivered; re-reading",
+                self.spec.table, p, expected, offset - 1,
+            )  # fmt: skip
+            self._m["gaps"].inc()
+            self._seek(p, expected)
+            self._seeking[p] = (now, now)
+            return False
+        if expected is not None and offset < expected:
+            return False  # taken already (delivered again after a seek)
+        self._next[p] = offset + 1
+        return True
+
+    def _seek(self, partition: int, offset: int) -> None:
+        try:
+            self._consumer.seek(TopicPartition(self.spec.topic, partition, offset))
+        except KafkaException as exc:  # retried on the next early message
+            log.warning("sink %s: seek to %d failed: %s", self.spec.table, offset, exc)
 
     def _rows_hint(self, msg: Message) -> int:
         """Rows a message holds, for batch sizing (exact for passthrough envelopes)."""
@@ -214,6 +269,7 @@ class TableSink:
                 start[tp.partition] = tp.offset
             else:  # nothing committed yet: consumption starts at the log start (earliest)
                 start[tp.partition], _ = consumer.get_watermark_offsets(tp, timeout=30)
+        self._next.update(start)
         replay = self._intents.pending(start)
         for p, last in replay.items():
             log.info(
@@ -236,6 +292,8 @@ class TableSink:
         self._batch.drop(revoked)
         for p in revoked:
             self._replay_end.pop(p, None)
+            self._next.pop(p, None)
+            self._seeking.pop(p, None)
             with contextlib.suppress(KeyError):  # never flushed here
                 self.metrics.lag.remove(self.spec.table, str(p))
         self._owned -= revoked
