@@ -15,10 +15,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from clickhouse_connect.driver.client import Client
@@ -33,6 +32,7 @@ from prometheus_client import (
 from sinks import dashboard, questions
 from sinks.clickhouse import call
 from sinks.errors import ClickHouseError, ClickHouseRejectedError
+from sinks.http_service import HttpService
 from sinks.readonly import run_readonly
 
 log = logging.getLogger("pulse.sinks.query")
@@ -182,7 +182,7 @@ def _handler(
     return Handler
 
 
-class QueryServer:
+class QueryServer(HttpService):
     def __init__(
         self,
         client: Client,
@@ -196,19 +196,4 @@ class QueryServer:
         ``admin_token``: requests bearing it may run any statement (None: reading only)."""
         self.metrics = QueryMetrics(registry or CollectorRegistry())
         handler = _handler(client, database, self.metrics, admin_token)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> QueryServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(host, port, handler)
