@@ -1,7 +1,8 @@
 """The dead-letter contract: headers added to a message sent to ``pulse.events.dlq``.
 
 The original key, value and headers stay byte for byte; these headers say where it came from
-and why it was rejected. Shared by every stage that dead-letters (streams, sinks).
+and why it was rejected. Shared by every stage that dead-letters (streams, sinks). Enriched
+messages carry the same source headers, so a sink can tell a message forwarded twice.
 """
 
 from __future__ import annotations
@@ -15,6 +16,15 @@ HEADER_SOURCE_TOPIC = "pulse.source.topic"
 HEADER_SOURCE_PARTITION = "pulse.source.partition"
 HEADER_SOURCE_OFFSET = "pulse.source.offset"
 HEADER_BATCH_INDEX = "pulse.source.batch_index"
+
+
+def source_headers(topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
+    """Where a message came from: the raw (or enriched) message it was made of."""
+    return [
+        (HEADER_SOURCE_TOPIC, topic.encode()),
+        (HEADER_SOURCE_PARTITION, str(partition).encode()),
+        (HEADER_SOURCE_OFFSET, str(offset).encode()),
+    ]
 
 
 def dead_letter_headers(
@@ -33,9 +43,7 @@ def dead_letter_headers(
         (HEADER_STAGE, stage.encode()),
         (HEADER_REASON, reason.encode()),
         (HEADER_DETAIL, detail[:1000].encode("utf-8", "replace")),
-        (HEADER_SOURCE_TOPIC, topic.encode()),
-        (HEADER_SOURCE_PARTITION, str(partition).encode()),
-        (HEADER_SOURCE_OFFSET, str(offset).encode()),
+        *source_headers(topic, partition, offset),
     ]
     if batch_index is not None:
         headers.append((HEADER_BATCH_INDEX, str(batch_index).encode()))

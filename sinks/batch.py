@@ -40,7 +40,8 @@ class Batch:
         return self.rows
 
     def add(self, partition: int, offset: int, message: Any, rows: int, now: float) -> Run:
-        """Add one consumed message (``rows``: the rows it is expected to hold)."""
+        """Add one consumed message (``rows``: the rows it is expected to hold). A ``message``
+        of None takes the offset into the run with nothing to write (a repeat)."""
         if self.started_at is None:
             self.started_at = now
         run = self.runs.get(partition)
@@ -49,7 +50,8 @@ class Batch:
         elif offset <= run.last:  # gaps are fine (transaction markers); going back is not
             raise ValueError(f"partition {partition}: offset {offset} after {run.last}")
         run.last = offset
-        run.messages.append(message)
+        if message is not None:
+            run.messages.append(message)
         run.rows += rows
         self.rows += rows
         return run

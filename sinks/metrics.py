@@ -53,6 +53,12 @@ class SinkMetrics:
             ["table"],
             registry=r,
         )
+        self.repeats = Counter(
+            "pulse_sink_repeated_messages_total",
+            "Messages skipped because a streams worker had forwarded them already",
+            ["table"],
+            registry=r,
+        )
         self.replays = Counter(
             "pulse_sink_replayed_runs_total",
             "Partition runs rebuilt from an insert intent after a takeover",

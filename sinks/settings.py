@@ -90,5 +90,11 @@ class SinkSettings(ClickHouseSettings):
     avro_passthrough: bool = Field(
         True, description="hand Avro messages to ClickHouse undecoded (False: decode in Python)"
     )
+    repeat_window: int = Field(
+        5000,
+        ge=0,
+        description="messages per partition remembered to skip a streams worker's repeats "
+        "(and re-read on assignment); 0 turns it off",
+    )
     metrics_port: int = Field(9465, ge=0, description="Prometheus /metrics; 0 turns it off")
     metrics_bind: str = "127.0.0.1"

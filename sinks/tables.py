@@ -22,6 +22,9 @@ class TableSpec:
     columns: tuple[str, ...]
     batch: str | None = None  # Avro full name of a batch envelope of such records, if any
     batch_field: str = "events"  # the envelope's array field
+    # Whether a message a streams worker sent twice is skipped (see ``repeats``). Counts need
+    # not be: a window key's latest version wins.
+    skip_repeats: bool = True
 
     @property
     def avro(self) -> bool:
@@ -54,6 +57,7 @@ def table_specs(settings: SinkSettings) -> dict[str, TableSpec]:
             COUNT_COLUMNS,
             WINDOW_COUNT_BATCH,
             "counts",
+            skip_repeats=False,
         ),
         "dead_letters": TableSpec(
             "dead_letters", settings.topic_dlq, None, dead_letter_rows.COLUMNS

@@ -43,6 +43,7 @@ from sinks.clickhouse import call
 from sinks.errors import ClickHouseRejectedError, ClickHouseUnavailableError
 from sinks.intents import Intents
 from sinks.metrics import SinkMetrics
+from sinks.repeats import RepeatFilter, identity
 from sinks.settings import SinkSettings
 from sinks.tables import TableSpec
 
@@ -70,6 +71,7 @@ class SinkStats:
     batches: int = 0
     retries: int = 0
     replays: int = 0
+    repeats: int = 0
 
 
 @dataclass
@@ -132,6 +134,8 @@ class TableSink:
         self._next: dict[int, int] = {}  # partition -> the offset expected next
         self._seeking: dict[int, tuple[float, float]] = {}  # partition -> (since, last seek)
         self._owned: set[int] = set()
+        self._repeats = RepeatFilter(settings.repeat_window if spec.skip_repeats else 0)
+        self._warm_until: dict[int, int] = {}  # partition -> offset where consuming begins
         self._rows_per_message = 1.0
         self._running = False
         self._clickhouse_down = False
@@ -143,6 +147,7 @@ class TableSink:
         self._m.update(
             fallbacks=self.metrics.fallbacks.labels(spec.table),
             replays=self.metrics.replays.labels(spec.table),
+            repeats=self.metrics.repeats.labels(spec.table),
             gaps=self.metrics.gaps.labels(spec.table),
         )
 
@@ -182,6 +187,13 @@ class TableSink:
         if not self._in_sequence(msg):
             return
         p, offset = msg.partition(), msg.offset()
+        ident = identity(msg.headers()) if self._repeats.window else None
+        warm_until = self._warm_until.get(p)
+        if warm_until is not None:
+            if offset < warm_until:  # read only to remember what the last owner took
+                self._repeats.repeated(p, ident)
+                return
+            del self._warm_until[p]
         end = self._replay_end.get(p)
         if end is not None and offset > end:
             # The intent's range is complete only if its last offset was delivered; if it was
@@ -189,9 +201,16 @@ class TableSink:
             self.flush({p})
         self.stats.consumed += 1
         self._m["messages"].inc()
-        rows = self._rows_hint(msg)
-        self._rows_per_message += (rows - self._rows_per_message) * 0.01  # to size fetches
-        self._batch.add(p, offset, msg, rows, time.monotonic())
+        if self._repeats.repeated(p, ident):
+            # Committed with its run, never written: the first copy was (or will be, in an
+            # earlier run) and the rollup views and dead_letters must not count it twice.
+            self.stats.repeats += 1
+            self._m["repeats"].inc()
+            self._batch.add(p, offset, None, 0, time.monotonic())
+        else:
+            rows = self._rows_hint(msg)
+            self._rows_per_message += (rows - self._rows_per_message) * 0.01  # to size fetches
+            self._batch.add(p, offset, msg, rows, time.monotonic())
         if end is not None and offset >= end:
             self.flush({p})
 
@@ -270,6 +289,7 @@ class TableSink:
             else:  # nothing committed yet: consumption starts at the log start (earliest)
                 start[tp.partition], _ = consumer.get_watermark_offsets(tp, timeout=30)
         self._next.update(start)
+        self._warm_up(consumer, partitions, start)
         replay = self._intents.pending(start)
         for p, last in replay.items():
             log.info(
@@ -281,6 +301,26 @@ class TableSink:
             )
         self._replay_end.update(replay)
 
+    def _warm_up(
+        self, consumer: Consumer, partitions: list[TopicPartition], start: dict[int, int]
+    ) -> None:
+        """Start each partition ``repeat_window`` messages early, so the repeat filter knows
+        what the last owner took before the start offset (those messages are not written)."""
+        if not self._repeats.window:
+            return
+        positions = []
+        for tp in partitions:
+            p = tp.partition
+            begin = start[p]
+            if begin > 0:
+                low, _ = consumer.get_watermark_offsets(tp, timeout=30)
+                begin = max(low, begin - self._repeats.window)
+            if begin < start[p]:
+                self._warm_until[p] = start[p]
+                self._next[p] = begin
+            positions.append(TopicPartition(self.spec.topic, p, begin))
+        consumer.assign(positions)
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Write what we hold while we still own the partitions; if that fails, drop it: the
         # next owner finds our intents (or no commit) and writes the same ranges.
@@ -290,7 +330,9 @@ class TableSink:
         except Exception:
             log.exception("sink %s: flush on revoke failed; it will be replayed", self.spec.table)
         self._batch.drop(revoked)
+        self._repeats.forget(revoked)
         for p in revoked:
+            self._warm_until.pop(p, None)
             self._replay_end.pop(p, None)
             self._next.pop(p, None)
             self._seeking.pop(p, None)

@@ -161,13 +161,29 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         raw_name = raw_topic.get_topic_name()
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == raw_name}
 
-    async def send(topic: str, key: bytes | None, value: bytes | None, headers=None) -> None:
+    partition_counts: dict[str, int] = {}
+
+    async def send(
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+        source_partition: int = 0,
+    ) -> None:
         # Straight to the producer, as faust's Topic.publish_message does after wrapping the
         # message in futures and sensor calls this worker does not use (5% of its time). The
         # delivery future is kept, not awaited: a flush checks every delivery at once.
         producer = await app.maybe_start_producer()
+        partition = None
+        if key is None:
+            # Keyless messages would go to a random partition; a successor re-sending one must
+            # hit the partition of the first copy, where the sink recognises repeats.
+            if topic not in partition_counts:
+                aio = producer._ensure_producer()  # faust's Producer does not expose metadata
+                partition_counts[topic] = len(await aio.partitions_for(topic))
+            partition = source_partition % partition_counts[topic]
         deliveries.append(
-            await producer.send(topic, key, value, partition=None, timestamp=None, headers=headers)
+            await producer.send(topic, key, value, partition, timestamp=None, headers=headers)
         )
 
     async def delivered() -> bool:
@@ -317,10 +333,18 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
                     msg.offset,
                 )
                 if outcome.enriched is not None:
-                    await send(settings.topic_enriched, msg.key, outcome.enriched)
+                    await send(
+                        settings.topic_enriched,
+                        msg.key,
+                        outcome.enriched,
+                        outcome.enriched_headers,
+                        msg.partition,
+                    )
                     metrics.events_out.labels(settings.topic_enriched).inc(outcome.events_out)
                 for dead in outcome.dead_letters:
-                    await send(settings.topic_dlq, dead.key, dead.value, dead.headers)
+                    await send(
+                        settings.topic_dlq, dead.key, dead.value, dead.headers, msg.partition
+                    )
                 metrics.processing.observe(time.perf_counter() - started)
                 pending.append(event)
             if len(pending) >= settings.max_unflushed_messages:

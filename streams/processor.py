@@ -25,7 +25,12 @@ from schemas import (
     SchemaError,
     default_catalog,
 )
-from schemas.dead_letters import STAGE_DECODE, STAGE_VALIDATE, dead_letter_headers
+from schemas.dead_letters import (
+    STAGE_DECODE,
+    STAGE_VALIDATE,
+    dead_letter_headers,
+    source_headers,
+)
 from streams import windows
 from streams.dedup import Deduplicator, Seen
 from streams.enrich import PluginLookup, enrich, no_plugins
@@ -48,6 +53,9 @@ class DeadLetter:
 @dataclass
 class Outcome:
     enriched: bytes | None = None  # one EnrichedEventBatch, or None when no event was good
+    # Its source coordinates: a sink recognises by them a message forwarded twice (a worker
+    # killed before its flush leaves messages its successor forwards again).
+    enriched_headers: Headers = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     events_out: int = 0
 
@@ -169,6 +177,7 @@ class Processor:
             good.append(event)
         if good:
             outcome.enriched = self._encode_enriched({"events": good})
+            outcome.enriched_headers = source_headers(topic, partition, offset)
             outcome.events_out = len(good)
         return outcome
 

@@ -12,7 +12,7 @@ import threading
 import time
 
 from schemas import ENRICHED_EVENT, ENRICHED_EVENT_BATCH, Encoder, default_catalog
-from schemas.dead_letters import dead_letter_headers
+from schemas.dead_letters import dead_letter_headers, source_headers
 from sinks.migrate import migrate
 from sinks.settings import SinkSettings
 from sinks.tables import table_specs
@@ -232,3 +232,73 @@ def test_dead_letters_land_in_their_table(pulse_env, broker, chdb_client, databa
         f"FROM {database}.dead_letters WHERE source_offset = 107"
     ).result_rows
     assert row == [("case 7", "\x07\x07\x07", "k7")]
+
+
+def with_source(messages: list[tuple[bytes, bytes]], first_offset: int = 0) -> list[tuple]:
+    """(key, value, headers): each message as a streams worker forwards raw message N."""
+    return [
+        (key, value, source_headers("pulse.events.raw", 0, first_offset + n))
+        for n, (key, value) in enumerate(messages)
+    ]
+
+
+def publish_with_headers(bootstrap: str, topic: str, messages: list[tuple]) -> None:
+    producer = EventProducer(bootstrap, topic)
+    for key, value, headers in messages:
+        producer.send_raw(key, value, headers=headers)
+    producer.flush()
+
+
+def run_until_committed(sink: TableSink, broker, group: str, topic: str, n: int) -> None:
+    thread = threading.Thread(target=sink.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: committed(broker, group, topic) == n, 60, f"{n} offsets committed")
+    finally:
+        sink.stop()
+        thread.join(30)
+
+
+def test_messages_a_streams_worker_forwarded_twice_are_written_once(
+    pulse_env, broker, chdb_client, database
+):
+    """A worker killed before its flush leaves messages its successor forwards again, with the
+    same source headers; some arrive after the sink committed the first copy and restarted,
+    some in the same batch. Rows (before any merge), rollups and dead letters count each once."""
+    ensure_topics(wait_for_broker(broker.bootstrap), pulse_topics(KafkaSettings()), 4)
+    migrate(chdb_client, database)
+    topic, dlq = pulse_env["PULSE_TOPIC_ENRICHED"], pulse_env["PULSE_TOPIC_DLQ"]
+    settings = SinkSettings(database=database, batch_rows=400, batch_age_s=0.2)
+    specs = table_specs(settings)
+    group = f"{pulse_env['PULSE_GROUP_PREFIX']}-events"
+    first, second = with_source(envelopes(2000, 40)), with_source(envelopes(2000, 40, 2000), 10**4)
+    publish_with_headers(broker.bootstrap, topic, first)
+    sink = TableSink(specs["events"], settings, chdb_client)
+    run_until_committed(sink, broker, group, topic, len(first))
+
+    # The successor's copies: the tail of the committed messages, then new messages mixed with
+    # copies of themselves (one batch holds both).
+    rnd = random.Random(5)
+    again = first[-12:] + [m for m in second for m in ([m, m] if rnd.random() < 0.2 else [m])]
+    publish_with_headers(broker.bootstrap, topic, again)
+    sink = TableSink(specs["events"], settings, chdb_client)
+    total = len(first) + len(again)
+    run_until_committed(sink, broker, group, topic, total)
+    assert sink.stats.repeats == len(again) - len(second)
+    exact = f"SELECT count(), uniqExact(event_id) FROM {database}.events"  # no FINAL, no merge
+    assert chdb_client.query(exact).result_rows == [(4000, 4000)]
+    assert_rollups_match_events(chdb_client, database, 4000)
+
+    letters = []
+    for i in range(20):
+        headers = dead_letter_headers(
+            None, stage="validate", reason="undecodable", detail=f"case {i}",
+            topic="pulse.events.raw", partition=1, offset=500 + i // 2, batch_index=i % 2,
+        )  # fmt: skip
+        letters.append((b"k", bytes([i]), headers))
+    publish_with_headers(broker.bootstrap, dlq, letters + letters[:7])  # 7 sent twice
+    sink = TableSink(specs["dead_letters"], settings, chdb_client)
+    dlq_group = f"{pulse_env['PULSE_GROUP_PREFIX']}-dead_letters"
+    run_until_committed(sink, broker, dlq_group, dlq, 27)
+    assert sink.stats.repeats == 7
+    assert chdb_client.command(f"SELECT count() FROM {database}.dead_letters") == 20

@@ -41,3 +41,11 @@ def test_dropped_partitions_are_forgotten():
     batch.add(1, 1, "b", rows=1, now=0.0)
     batch.drop({0})
     assert list(batch.runs) == [1] and len(batch) == 1
+
+
+def test_a_repeat_takes_its_offset_into_the_run_with_nothing_to_write():
+    batch = Batch(max_rows=1000, max_age_s=1.0)
+    batch.add(0, 3, "m3", rows=2, now=0.0)
+    batch.add(0, 4, None, rows=0, now=0.0)
+    [run] = batch.take()
+    assert (run.first, run.last, run.rows, run.messages) == (3, 4, 2, ["m3"])

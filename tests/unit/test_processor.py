@@ -90,6 +90,16 @@ def test_every_event_is_forwarded_once_and_counted_once():
     assert m.duplicates._value.get() == len(events) - len(distinct)
 
 
+def test_an_enriched_message_names_the_raw_message_it_was_made_of():
+    [event] = traffic(1)
+    outcome = processor().process(b"k", ENCODE(event), [("trace", b"1")], "raw", 2, 17)
+    assert outcome.enriched_headers == [
+        ("pulse.source.topic", b"raw"),
+        ("pulse.source.partition", b"2"),
+        ("pulse.source.offset", b"17"),
+    ]
+
+
 def test_replay_after_a_crash_changes_nothing():
     events = traffic(600)
     messages = [(e["session_id"].encode(), ENCODE(e)) for e in events]
