@@ -23,6 +23,7 @@ class Run:
     last: int
     messages: list[Any] = field(default_factory=list)
     rows: int = 0
+    repeats: int = 0  # offsets taken with nothing to write
 
     def token(self, topic: str) -> str:
         return f"{topic}:{self.partition}:{self.first}-{self.last}"
@@ -52,6 +53,8 @@ class Batch:
         run.last = offset
         if message is not None:
             run.messages.append(message)
+        else:
+            run.repeats += 1
         run.rows += rows
         self.rows += rows
         return run

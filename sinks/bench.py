@@ -26,6 +26,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas import ENRICHED_EVENT_BATCH, Encoder, default_catalog
+from schemas.dead_letters import source_headers
 from sinks.clickhouse import connect
 from sinks.migrate import migrate
 from sinks.settings import SinkSettings
@@ -97,7 +98,12 @@ def _publish(bootstrap: str, topic: str, events: int, batch: int, seed: int) -> 
         chunk = records[i : i + batch]
         while True:
             try:
-                producer.produce(topic, encode({"events": chunk}), chunk[0]["session_id"].encode())
+                producer.produce(
+                    topic,
+                    encode({"events": chunk}),
+                    chunk[0]["session_id"].encode(),
+                    headers=source_headers("raw", chunk[0]["source_partition"], messages),
+                )  # as a streams worker sends them: the sink reads the headers (repeats)
                 break
             except BufferError:
                 producer.poll(0.1)

@@ -353,6 +353,11 @@ class TableSink:
         written = list(self._pool.map(self._write, runs))
         self.stats.rows_written += sum(written)
         for run in runs:
+            if run.repeats:
+                log.info(
+                    "sink %s: partition %d: %d messages in %d-%d were repeats, not written",
+                    self.spec.table, run.partition, run.repeats, run.first, run.last,
+                )  # fmt: skip
             if self._replay_end.pop(run.partition, None) is not None:
                 self.stats.replays += 1
                 self._m["replays"].inc()

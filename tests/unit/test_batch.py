@@ -48,4 +48,4 @@ def test_a_repeat_takes_its_offset_into_the_run_with_nothing_to_write():
     batch.add(0, 3, "m3", rows=2, now=0.0)
     batch.add(0, 4, None, rows=0, now=0.0)
     [run] = batch.take()
-    assert (run.first, run.last, run.rows, run.messages) == (3, 4, 2, ["m3"])
+    assert (run.first, run.last, run.rows, run.messages, run.repeats) == (3, 4, 2, ["m3"], 1)
