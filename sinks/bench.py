@@ -11,6 +11,7 @@ broker's excluded), since both cores of the machine are in play.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
@@ -19,7 +20,8 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import Producer
@@ -51,6 +53,7 @@ class Figures:
     events: int
     seconds: float
     cpu_seconds: float
+    threads: Counter[str] = field(default_factory=Counter)  # CPU seconds by thread name
 
     @property
     def rate(self) -> float:
@@ -113,6 +116,22 @@ def _publish(bootstrap: str, topic: str, events: int, batch: int, seed: int) -> 
     return messages
 
 
+def _cpu_by_thread() -> Counter[str]:
+    """CPU seconds each thread name of this process used so far (Linux ``/proc``; chDB names
+    its threads, e.g. ``MergeMutate`` for background merges). Threads that ended are gone."""
+    out: Counter[str] = Counter()
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path("/proc/self/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[name] += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return out
+
+
 def _measure(sink: TableSink, events: int, timeout_s: float = 600) -> Figures:
     thread = threading.Thread(target=sink.run, daemon=True)
     thread.start()
@@ -121,15 +140,16 @@ def _measure(sink: TableSink, events: int, timeout_s: float = 600) -> Figures:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError(f"sink {sink.spec.table} consumed nothing")
         time.sleep(0.005)
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, threads0 = time.perf_counter(), time.process_time(), _cpu_by_thread()
     while sink.stats.rows_written < events or sink._batch.runs:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError(f"sink stalled at {sink.stats.rows_written} of {events} rows")
         time.sleep(0.005)
-    t1, c1 = time.perf_counter(), time.process_time()
+    t1, c1, threads1 = time.perf_counter(), time.process_time(), _cpu_by_thread()
     sink.stop()
     thread.join(60)
-    return Figures(events, t1 - t0, c1 - c0)
+    threads1.subtract(threads0)
+    return Figures(events, t1 - t0, c1 - c0, +threads1)
 
 
 def run(events: int, batch: int, partitions: int, batch_rows: int, seed: int) -> dict[str, Figures]:
@@ -143,10 +163,12 @@ def run(events: int, batch: int, partitions: int, batch_rows: int, seed: int) ->
     )
     try:
         bootstrap = f"127.0.0.1:{port}"
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+        # Polled until the broker listens: its refused connects are expected, not logged.
+        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
         topic = f"bench-enriched-{int(time.time())}"
         _wait_for(admin)
         admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+        del admin  # Kafka clients must not outlive the broker: they log failed reconnects
         messages = _publish(bootstrap, topic, events, batch, seed)
         print(f"input: {events} enriched events in {messages} messages ({batch} per envelope)")
         url = f"chdb://{workdir / 'clickhouse'}"
@@ -166,6 +188,7 @@ def run(events: int, batch: int, partitions: int, batch_rows: int, seed: int) ->
             extra = [connect(url) for _ in range(settings.insert_parallelism - 1)]
             sink = TableSink(table_specs(settings)["events"], settings, client, None, extra)
             figures = _measure(sink, events)
+            del sink  # and its dead-letter producer
             stored = client.command(f"SELECT count() FROM {settings.database}.events")
             if stored != events:
                 raise RuntimeError(f"{name}: {stored} rows stored, {events} expected")
@@ -174,6 +197,8 @@ def run(events: int, batch: int, partitions: int, batch_rows: int, seed: int) ->
                 f"({figures.seconds:.2f} s, {figures.cpu_seconds:.2f} CPU s)",
                 flush=True,
             )
+            busiest = figures.threads.most_common(4)
+            print("  CPU by thread: " + ", ".join(f"{n} {t:.2f} s" for n, t in busiest))
             results[name] = figures
         return results
     finally:

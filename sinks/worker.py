@@ -176,6 +176,8 @@ class TableSink:
             self._consumer.close()  # leaves the group
             self._pool.shutdown()
             self._dlq.flush(10)
+            if not len(self._dlq):  # else leave it to be destroyed: close() would wait on
+                self._dlq.close()  # the messages, and stop must not hang on a dead broker
             log.info("sink %s stopped: %s", self.spec.table, self.stats)
 
     def _take(self, msg: Message) -> None:

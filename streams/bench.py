@@ -251,6 +251,7 @@ def run(
     with EmbeddedBroker(port=free_port()) as broker:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         _topics(admin, [f"raw-pulse-{tag}", f"raw-quix-{tag}"], partitions)
+        del admin  # else it outlives the broker and logs failed reconnects
         messages = _messages(events, batch, seed)
         print(
             f"input: {events} events in {len(messages)} messages ({batch} per envelope), "
