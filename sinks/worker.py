@@ -135,7 +135,8 @@ class TableSink:
         self._seeking: dict[int, tuple[float, float]] = {}  # partition -> (since, last seek)
         self._owned: set[int] = set()
         self._repeats = RepeatFilter(settings.repeat_window if spec.skip_repeats else 0)
-        self._warm_until: dict[int, int] = {}  # partition -> offset where consuming begins
+        # partition -> (offset where consuming begins, first offset re-read, when it began)
+        self._warm_until: dict[int, tuple[int, int, float]] = {}
         self._rows_per_message = 1.0
         self._running = False
         self._clickhouse_down = False
@@ -190,12 +191,16 @@ class TableSink:
             return
         p, offset = msg.partition(), msg.offset()
         ident = identity(msg.headers()) if self._repeats.window else None
-        warm_until = self._warm_until.get(p)
-        if warm_until is not None:
-            if offset < warm_until:  # read only to remember what the last owner took
+        warm = self._warm_until.get(p)
+        if warm is not None:
+            if offset < warm[0]:  # read only to remember what the last owner took
                 self._repeats.repeated(p, ident)
                 return
             del self._warm_until[p]
+            log.info(
+                "sink %s: partition %d: re-read %d-%d for repeats in %.1f s",
+                self.spec.table, p, warm[1], warm[0] - 1, time.monotonic() - warm[2],
+            )  # fmt: skip
         end = self._replay_end.get(p)
         if end is not None and offset > end:
             # The intent's range is complete only if its last offset was delivered; if it was
@@ -318,7 +323,7 @@ class TableSink:
                 low, _ = consumer.get_watermark_offsets(tp, timeout=30)
                 begin = max(low, begin - self._repeats.window)
             if begin < start[p]:
-                self._warm_until[p] = start[p]
+                self._warm_until[p] = (start[p], begin, time.monotonic())
                 self._next[p] = begin
             positions.append(TopicPartition(self.spec.topic, p, begin))
         consumer.assign(positions)
