@@ -78,6 +78,8 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         key_serializer="raw",
         value_serializer="raw",
         producer_acks=-1,
+        producer_max_batch_size=settings.producer_batch_bytes,
+        producer_linger=settings.producer_linger_ms / 1000,
         stream_buffer_maxsize=8192,
         # With standby replicas, a partition that moves from standby to active after a crash
         # was seen to stay paused on Tansu (recovery "done", nothing fetched); recovering a new
