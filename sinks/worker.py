@@ -289,14 +289,15 @@ class TableSink:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.metrics.rebalances.labels(self.spec.table).inc()
         self._owned |= {tp.partition for tp in partitions}
-        start = {}
+        start, lows = {}, {}
         for tp in consumer.committed(partitions, timeout=30):
             if tp.offset >= 0:
                 start[tp.partition] = tp.offset
             else:  # nothing committed yet: consumption starts at the log start (earliest)
-                start[tp.partition], _ = consumer.get_watermark_offsets(tp, timeout=30)
+                lows[tp.partition], _ = consumer.get_watermark_offsets(tp, timeout=30)
+                start[tp.partition] = lows[tp.partition]
         self._next.update(start)
-        self._warm_up(consumer, partitions, start)
+        self._warm_up(consumer, partitions, start, lows)
         replay = self._intents.pending(start)
         for p, last in replay.items():
             log.info(
@@ -309,17 +310,22 @@ class TableSink:
         self._replay_end.update(replay)
 
     def _warm_up(
-        self, consumer: Consumer, partitions: list[TopicPartition], start: dict[int, int]
+        self,
+        consumer: Consumer,
+        partitions: list[TopicPartition],
+        start: dict[int, int],
+        lows: dict[int, int],
     ) -> None:
         """Start each partition ``repeat_window`` messages early, so the repeat filter knows
-        what the last owner took before the start offset (those messages are not written)."""
+        what the last owner took before the start offset (those messages are not written).
+        ``lows``: log start offsets already asked for."""
         if not self._repeats.window:
             return
         positions = []
         for tp in partitions:
             p = tp.partition
             begin = start[p]
-            if begin > 0:
+            if begin > lows.get(p, 0):  # a start at the log start has nothing before it
                 low, _ = consumer.get_watermark_offsets(tp, timeout=30)
                 begin = max(low, begin - self._repeats.window)
             if begin < start[p]:
