@@ -6,6 +6,10 @@ implementation of the same job (``bench_quix``, in its own virtualenv) each cons
 Each rate runs from the first input event processed to 95% of the events counted (start-up and
 the group join excluded, every stage of the job included);
 peak RSS is the worker's VmHWM. A separate probe measures RSS with N live window keys.
+
+The same run also times the job with no framework at all (``Processor.process`` over the same
+messages in this process, no Kafka) and fastavro's decoding and encoding alone: the rates no
+worker built on them can exceed, printed as ceilings on the ratio to Quix.
 """
 
 from __future__ import annotations
@@ -16,13 +20,24 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from schemas import (
+    ANALYTICS_EVENT,
+    ANALYTICS_EVENT_BATCH,
+    ENRICHED_EVENT_BATCH,
+    Decoder,
+    Encoder,
+    default_catalog,
+)
 from streams.broker import EmbeddedBroker, free_port
+from streams.processor import Processor
 from streams.producer import EventProducer, SessionBatcher
 from streams.traffic import Traffic, TrafficConfig
+from streams.validate import Limits
 
 REPO = Path(__file__).resolve().parents[1]
 QUIX_REQUIREMENTS = ["quixstreams==3.28.1", "fastavro==1.13.1"]
@@ -188,6 +203,50 @@ def _run_quix(
         _stop(proc)
 
 
+def ceilings(messages: list[tuple[bytes, bytes, int]], partitions: int) -> dict[str, float]:
+    """Events/s of the job with no framework (the pure Processor, flushed as the worker flushes,
+    about once per 200 envelopes at these rates), and of fastavro's decode + encode alone."""
+    processor = Processor(
+        secret=b"benchmark-secret-0123456789",
+        limits=Limits(),
+        window_ms=60_000,
+        retention_ms=3_600_000,
+        dedup_horizon_ms=600_000,
+        dedup_max_ids=1_000_000,
+        counts_store={},
+    )
+    events = 0
+    enriched: list[bytes] = []
+    start = time.perf_counter()
+    for offset, (key, value, _) in enumerate(messages):
+        outcome = processor.process(key, value, [], "raw", zlib.crc32(key) % partitions, offset)
+        events += outcome.events_out
+        if outcome.enriched:
+            enriched.append(outcome.enriched)
+        if offset % 200 == 199:
+            processor.flush()
+    processor.flush()
+    job = time.perf_counter() - start
+    catalog = default_catalog()
+    decode = Decoder(catalog, [ANALYTICS_EVENT, ANALYTICS_EVENT_BATCH])
+    records = [Decoder(catalog, ENRICHED_EVENT_BATCH)(v) for v in enriched]
+    encode = Encoder(catalog.latest(ENRICHED_EVENT_BATCH))
+    start = time.perf_counter()
+    for _, value, _ in messages:
+        decode(value)
+    decoding = time.perf_counter() - start
+    start = time.perf_counter()
+    for record in records:
+        encode(record)
+    encoding = time.perf_counter() - start
+    return {
+        "job_alone": events / job,
+        "decode_us": decoding / events * 1e6,
+        "encode_us": encoding / events * 1e6,
+        "codec_alone": events / (decoding + encoding),
+    }
+
+
 def window_keys_rss(keys: int) -> float:
     """Peak RSS (MB) of a process holding ``keys`` live window keys in a Processor."""
     code = f"""
@@ -268,6 +327,19 @@ def run(
             qrate, qrss = _run_quix(quix_python(quix_venv), broker.bootstrap, tag, events, workdir)
             print(f"quix:  {qrate:,.0f} events/s, peak RSS {qrss:.0f} MB", flush=True)
             results.update(quix=qrate)
+        bound = ceilings(messages, partitions)
+        quix_rate = results.get("quix")
+        for name, what in (
+            ("job_alone", "the job with no framework (Processor alone, no Kafka)"),
+            ("codec_alone", "fastavro decode + encode alone"),
+        ):
+            ratio = f" = {bound[name] / quix_rate:.2f}x Quix" if quix_rate else ""
+            print(f"ceiling: {what}: {bound[name]:,.0f} events/s{ratio}", flush=True)
+        print(
+            f"  (decode {bound['decode_us']:.1f} us + encode {bound['encode_us']:.1f} us "
+            "per event)",
+            flush=True,
+        )
     results["keys_rss_mb"] = window_keys_rss(keys)
     print(f"window state: {keys:,} live window keys -> peak RSS {results['keys_rss_mb']:.0f} MB")
     before, peak = dedup_ids_rss(1_000_000)
