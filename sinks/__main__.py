@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import click
 
@@ -269,13 +270,21 @@ def query(name, list_, since, until, group_by, instance, plugin, frontend_system
 @click.option("--partitions", default=4, show_default=True)
 @click.option("--batch-rows", default=100_000, show_default=True, help="PULSE_BATCH_ROWS.")
 @click.option("--seed", default=7, show_default=True)
-def bench(events: int, batch: int, partitions: int, batch_rows: int, seed: int) -> None:
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where chDB writes its parts (default: a temporary directory), e.g. /dev/shm.",
+)
+def bench(
+    events: int, batch: int, partitions: int, batch_rows: int, seed: int, data_dir: Path | None
+) -> None:
     """Kafka -> ClickHouse events/s (committed), Avro passthrough vs Python decoding."""
     from sinks.bench import result_line
     from sinks.bench import run as run_bench
 
     logging.getLogger().setLevel(logging.WARNING)
-    click.echo(result_line(run_bench(events, batch, partitions, batch_rows, seed)))
+    click.echo(result_line(run_bench(events, batch, partitions, batch_rows, seed, data_dir)))
 
 
 if __name__ == "__main__":

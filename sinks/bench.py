@@ -60,6 +60,7 @@ class Figures:
     seconds: float
     cpu_seconds: float  # to the last commit, and the merges after it
     merge_tail_cpu_seconds: float = 0.0  # of which after the last commit
+    system_cpu_seconds: float = 0.0  # of which in the kernel (mostly writing parts)
     threads: Counter[str] = field(default_factory=Counter)  # CPU seconds by thread name
 
     @property
@@ -160,7 +161,12 @@ def _measure(sink: TableSink, events: int, timeout_s: float = 600) -> Figures:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError(f"sink {sink.spec.table} consumed nothing")
         time.sleep(0.005)
-    t0, c0, threads0 = time.perf_counter(), time.process_time(), _cpu_by_thread()
+    t0, c0, threads0, s0 = (
+        time.perf_counter(),
+        time.process_time(),
+        _cpu_by_thread(),
+        os.times().system,
+    )
     while sink.stats.rows_written < events or sink._batch.runs:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError(f"sink stalled at {sink.stats.rows_written} of {events} rows")
@@ -169,15 +175,24 @@ def _measure(sink: TableSink, events: int, timeout_s: float = 600) -> Figures:
     sink.stop()
     thread.join(60)
     _settle(sink.client, sink.settings.database)
-    c2, threads2 = time.process_time(), _cpu_by_thread()
+    c2, threads2, s2 = time.process_time(), _cpu_by_thread(), os.times().system
     # The sink's threads have ended by now; ClickHouse's merge threads live on.
     tail = Counter({name: threads2[name] - threads1[name] for name in threads2})
     threads1.subtract(threads0)
-    return Figures(events, t1 - t0, c2 - c0, c2 - c1, +threads1 + +tail)
+    return Figures(events, t1 - t0, c2 - c0, c2 - c1, s2 - s0, +threads1 + +tail)
 
 
-def run(events: int, batch: int, partitions: int, batch_rows: int, seed: int) -> dict[str, Figures]:
-    workdir = Path(tempfile.mkdtemp(prefix="pulse-sink-bench-"))
+def run(
+    events: int,
+    batch: int,
+    partitions: int,
+    batch_rows: int,
+    seed: int,
+    data_dir: Path | None = None,
+) -> dict[str, Figures]:
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="pulse-sink-bench-", dir=data_dir))
     port = _free_port()
     broker = subprocess.Popen(
         [sys.executable, "-m", "streams", "broker", "--port", str(port), "--no-topics"],
@@ -219,6 +234,7 @@ def run(events: int, batch: int, partitions: int, batch_rows: int, seed: int) ->
             print(
                 f"{name}: {figures.rate:,.0f} events/s, {figures.per_core:,.0f} events/s per core "
                 f"({figures.seconds:.2f} s; {figures.cpu_seconds:.2f} CPU s, of which "
+                f"{figures.system_cpu_seconds:.2f} s in the kernel and "
                 f"{figures.merge_tail_cpu_seconds:.2f} s merging after the last commit)",
                 flush=True,
             )
