@@ -27,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clickhouse_connect.driver.client import Client
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -140,7 +141,7 @@ def _cpu_by_thread() -> Counter[str]:
     return out
 
 
-def _settle(client, database: str, timeout_s: float = 300) -> None:
+def _settle(client: Client, database: str, timeout_s: float = 300) -> None:
     """Wait until no merge of ``database`` has run for ``MERGES_QUIET_S``."""
     deadline = time.monotonic() + timeout_s
     quiet_since = time.monotonic()
