@@ -1,0 +1,52 @@
+"""The documented benchmark commands run end to end (at toy sizes) and print their RESULT lines.
+
+Figures are not judged here (benchmarks are commands, not timed tests); the commands and the
+shape of what they print are.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return out.stdout
+
+
+def test_streams_bench_prints_rates_ceilings_and_result():
+    text = _run("streams", "bench", "--events", "3000", "--no-quix", "--window-keys", "1000")
+    assert re.search(r"^pulse: [\d,]+ events/s, peak RSS \d+ MB$", text, re.M), text
+    ceilings = re.findall(r"^ceiling: .*: ([\d,]+) events/s$", text, re.M)
+    assert len(ceilings) == 2 and all(int(c.replace(",", "")) > 0 for c in ceilings), text
+    result = text.strip().splitlines()[-1]
+    match = re.fullmatch(r"RESULT streams=(\d+) quix=nan ratio=nan rss_mb=(\d+)", result)
+    assert match and int(match[1]) > 0 and int(match[2]) > 0, result
+
+
+def test_sinks_bench_bills_merges_and_prints_result():
+    text = _run("sinks", "bench", "--events", "5000", "--batch-rows", "2000")
+    lines = re.findall(
+        r"^(sink|baseline): .* \(([\d.]+) s; ([\d.]+) CPU s, of which ([\d.]+) s in the kernel "
+        r"and ([\d.]+) s merging after the last commit\)$",
+        text,
+        re.M,
+    )
+    assert [name for name, *_ in lines] == ["sink", "baseline"], text
+    for _, _, cpu, kernel, tail in lines:
+        assert float(kernel) <= float(cpu) and float(tail) <= float(cpu)
+    result = text.strip().splitlines()[-1]
+    match = re.fullmatch(r"RESULT sink=(\d+) baseline=(\d+) ratio=([\d.]+)", result)
+    assert match and int(match[1]) > 0 and int(match[2]) > 0, result
