@@ -276,15 +276,29 @@ def query(name, list_, since, until, group_by, instance, plugin, frontend_system
     default=None,
     help="Where chDB writes its parts (default: a temporary directory), e.g. /dev/shm.",
 )
+@click.option(
+    "--rounds",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 20),
+    help="Sink and baseline runs, alternating; RESULT has the medians.",
+)
 def bench(
-    events: int, batch: int, partitions: int, batch_rows: int, seed: int, data_dir: Path | None
+    events: int,
+    batch: int,
+    partitions: int,
+    batch_rows: int,
+    seed: int,
+    data_dir: Path | None,
+    rounds: int,
 ) -> None:
     """Kafka -> ClickHouse events/s (committed), Avro passthrough vs Python decoding."""
     from sinks.bench import result_line
     from sinks.bench import run as run_bench
 
     logging.getLogger().setLevel(logging.WARNING)
-    click.echo(result_line(run_bench(events, batch, partitions, batch_rows, seed, data_dir)))
+    results = run_bench(events, batch, partitions, batch_rows, seed, data_dir, rounds)
+    click.echo(result_line(results))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """``python -m sinks bench``: Kafka -> ClickHouse throughput, committed, next to a baseline.
 
 One embedded broker (``python -m streams broker``, a separate process) holds enriched events in
-envelopes; one chDB engine in this process holds two databases. The sink (Avro handed to
-ClickHouse as object containers) and the baseline (the same worker decoding Avro in Python and
-inserting columns, ``PULSE_AVRO_PASSTHROUGH=false``) each consume the topic with their own
-group. A rate runs from the first message consumed to the last offset committed; "per core"
+envelopes; one chDB engine in this process. The sink (Avro handed to ClickHouse as object
+containers) and the baseline (the same worker decoding Avro in Python and inserting columns,
+``PULSE_AVRO_PASSTHROUGH=false``) each consume the topic with their own group into a database
+of their own, alternating for ``--rounds`` rounds; the RESULT line has the medians, so a
+phase in which this shared machine is slow weighs on both. A rate runs from the first message consumed to the last offset committed; "per core"
 divides events by the CPU seconds this process used meanwhile (chDB's threads included; the
 broker's excluded), since both cores of the machine are in play, plus the background merges the
 run left behind: the CPU until ClickHouse has run no merge for a few seconds. Without that tail a
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -190,7 +192,8 @@ def run(
     batch_rows: int,
     seed: int,
     data_dir: Path | None = None,
-) -> dict[str, Figures]:
+    rounds: int = 1,
+) -> dict[str, list[Figures]]:
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="pulse-sink-bench-", dir=data_dir))
@@ -213,35 +216,24 @@ def run(
         print(f"input: {events} enriched events in {messages} messages ({batch} per envelope)")
         url = f"chdb://{workdir / 'clickhouse'}"
         client = connect(url)
-        results = {}
-        for name, passthrough in (("sink", True), ("baseline", False)):
-            settings = SinkSettings(
-                kafka_bootstrap=bootstrap,
-                topic_enriched=topic,
-                database=f"bench_{name}",
-                group_prefix=f"bench-{name}-{topic}",
-                batch_rows=batch_rows,
-                avro_passthrough=passthrough,
-                metrics_port=0,
-            )
-            migrate(client, settings.database)
-            extra = [connect(url) for _ in range(settings.insert_parallelism - 1)]
-            sink = TableSink(table_specs(settings)["events"], settings, client, None, extra)
-            figures = _measure(sink, events)
-            del sink  # and its dead-letter producer
-            stored = client.command(f"SELECT count() FROM {settings.database}.events")
-            if stored != events:
-                raise RuntimeError(f"{name}: {stored} rows stored, {events} expected")
-            print(
-                f"{name}: {figures.rate:,.0f} events/s, {figures.per_core:,.0f} events/s per core "
-                f"({figures.seconds:.2f} s; {figures.cpu_seconds:.2f} CPU s, of which "
-                f"{figures.system_cpu_seconds:.2f} s in the kernel and "
-                f"{figures.merge_tail_cpu_seconds:.2f} s merging after the last commit)",
-                flush=True,
-            )
-            busiest = figures.threads.most_common(4)
-            print("  CPU by thread: " + ", ".join(f"{n} {t:.2f} s" for n, t in busiest))
-            results[name] = figures
+        results: dict[str, list[Figures]] = {"sink": [], "baseline": []}
+        for round_ in range(1, rounds + 1):
+            for name, passthrough in (("sink", True), ("baseline", False)):
+                label = f"{name} (round {round_}/{rounds})" if rounds > 1 else name
+                figures = _round(
+                    client, url, bootstrap, topic, events, batch_rows, name, passthrough, round_
+                )
+                print(
+                    f"{label}: {figures.rate:,.0f} events/s, "
+                    f"{figures.per_core:,.0f} events/s per core ({figures.seconds:.2f} s; "
+                    f"{figures.cpu_seconds:.2f} CPU s, of which "
+                    f"{figures.system_cpu_seconds:.2f} s in the kernel and "
+                    f"{figures.merge_tail_cpu_seconds:.2f} s merging after the last commit)",
+                    flush=True,
+                )
+                busiest = figures.threads.most_common(4)
+                print("  CPU by thread: " + ", ".join(f"{n} {t:.2f} s" for n, t in busiest))
+                results[name].append(figures)
         return results
     finally:
         broker.terminate()
@@ -250,6 +242,39 @@ def run(
         except subprocess.TimeoutExpired:
             broker.kill()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _round(
+    client: Client,
+    url: str,
+    bootstrap: str,
+    topic: str,
+    events: int,
+    batch_rows: int,
+    name: str,
+    passthrough: bool,
+    round_: int,
+) -> Figures:
+    """One sink consuming the whole topic into a database of its own, then dropped."""
+    settings = SinkSettings(
+        kafka_bootstrap=bootstrap,
+        topic_enriched=topic,
+        database=f"bench_{name}_{round_}",
+        group_prefix=f"bench-{name}-{round_}-{topic}",
+        batch_rows=batch_rows,
+        avro_passthrough=passthrough,
+        metrics_port=0,
+    )
+    migrate(client, settings.database)
+    extra = [connect(url) for _ in range(settings.insert_parallelism - 1)]
+    sink = TableSink(table_specs(settings)["events"], settings, client, None, extra)
+    figures = _measure(sink, events)
+    del sink  # and its dead-letter producer
+    stored = client.command(f"SELECT count() FROM {settings.database}.events")
+    if stored != events:
+        raise RuntimeError(f"{name}: {stored} rows stored, {events} expected")
+    client.command(f"DROP DATABASE {settings.database} SYNC")
+    return figures
 
 
 def _free_port() -> int:
@@ -272,6 +297,8 @@ def _wait_for(admin: AdminClient, timeout_s: float = 30) -> None:
             time.sleep(0.2)
 
 
-def result_line(results: dict[str, Figures]) -> str:
-    sink, baseline = results["sink"].per_core, results["baseline"].per_core
+def result_line(results: dict[str, list[Figures]]) -> str:
+    """Medians over the rounds (one round: its figures)."""
+    sink = statistics.median(f.per_core for f in results["sink"])
+    baseline = statistics.median(f.per_core for f in results["baseline"])
     return f"RESULT sink={sink:.0f} baseline={baseline:.0f} ratio={sink / baseline:.2f}"
