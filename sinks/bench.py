@@ -4,11 +4,13 @@ One embedded broker (``python -m streams broker``, a separate process) holds enr
 envelopes; one chDB engine in this process. The sink (Avro handed to ClickHouse as object
 containers) and the baseline (the same worker decoding Avro in Python and inserting columns,
 ``PULSE_AVRO_PASSTHROUGH=false``) each consume the topic with their own group into a database
-of their own, alternating for ``--rounds`` rounds; the RESULT line has the medians, so a
-phase in which this shared machine is slow weighs on both. A rate runs from the first message consumed to the last offset committed; "per core"
-divides events by the CPU seconds this process used meanwhile (chDB's threads included; the
-broker's excluded), since both cores of the machine are in play, plus the background merges the
-run left behind: the CPU until ClickHouse has run no merge for a few seconds. Without that tail a
+of their own, alternating for ``--rounds`` rounds; the RESULT line has the medians, so a slow
+phase of this shared machine weighs on both.
+
+A rate runs from the first message consumed to the last offset committed. "Per core" divides
+events by the CPU seconds this process used meanwhile (chDB's threads included; the broker's
+excluded), since both cores of the machine are in play, plus the background merges the run
+left behind: the CPU until ClickHouse has run no merge for a few seconds. Without that tail a
 run that ends before ClickHouse merges its parts would look cheaper than it is, and the merges
 would be billed to the next run.
 """
