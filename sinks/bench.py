@@ -218,12 +218,16 @@ def run(
         print(f"input: {events} enriched events in {messages} messages ({batch} per envelope)")
         url = f"chdb://{workdir / 'clickhouse'}"
         client = connect(url)
+        # One chDB connection runs one statement at a time: the sink inserts partition runs
+        # side by side through these, opened once for every round.
+        parallelism = SinkSettings(kafka_bootstrap=bootstrap).insert_parallelism
+        extra = [connect(url) for _ in range(parallelism - 1)]
         results: dict[str, list[Figures]] = {"sink": [], "baseline": []}
         for round_ in range(1, rounds + 1):
             for name, passthrough in (("sink", True), ("baseline", False)):
                 label = f"{name} (round {round_}/{rounds})" if rounds > 1 else name
                 figures = _round(
-                    client, url, bootstrap, topic, events, batch_rows, name, passthrough, round_
+                    client, extra, bootstrap, topic, events, batch_rows, name, passthrough, round_
                 )
                 print(
                     f"{label}: {figures.rate:,.0f} events/s, "
@@ -248,7 +252,7 @@ def run(
 
 def _round(
     client: Client,
-    url: str,
+    extra: list[Client],
     bootstrap: str,
     topic: str,
     events: int,
@@ -268,7 +272,6 @@ def _round(
         metrics_port=0,
     )
     migrate(client, settings.database)
-    extra = [connect(url) for _ in range(settings.insert_parallelism - 1)]
     sink = TableSink(table_specs(settings)["events"], settings, client, None, extra)
     figures = _measure(sink, events)
     del sink  # and its dead-letter producer
