@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-module proof lint unit integration bench clean
+.PHONY: install kafka kafka-pins run test test-module proof lint unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,33 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends
+
+# Apache Kafka (KRaft) runs on Java 17; Maven resolves its jars from Maven Central once, by the
+# pinned deploy/kafka/pom.xml, checked against deploy/kafka/jars.sha256 (streams/kafka_dist.py).
+JAVA := /usr/bin/java
+MVN := /usr/bin/mvn
+$(JAVA) $(MVN):
+	$(APT_INSTALL) openjdk-17-jre-headless maven \
+	  || ($(SUDO) apt-get update -q && $(APT_INSTALL) openjdk-17-jre-headless maven)
+
+KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' deploy/kafka/pom.xml)
+KAFKA_LIBS := .pulse/kafka/$(KAFKA_VERSION)/libs/.verified
+$(KAFKA_LIBS): deploy/kafka/pom.xml deploy/kafka/jars.sha256 | $(STAMP) $(JAVA) $(MVN)
+	rm -rf .pulse/kafka/$(KAFKA_VERSION)
+	$(PY) -c 'from streams.kafka_dist import ensure_installed; print(ensure_installed())'
+
+kafka: $(KAFKA_LIBS)
+
+# After a version change in pom.xml: resolve once without pins and write them anew.
+kafka-pins: | $(MVN)
+	rm -rf .pulse/kafka-pins && mvn -q -B --strict-checksums -f deploy/kafka/pom.xml \
+	  dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(abspath .pulse/kafka-pins)
+	(echo "# sha256 of every jar deploy/kafka/pom.xml resolves (Kafka $(KAFKA_VERSION)); regenerate with: make kafka-pins"; \
+	  cd .pulse/kafka-pins && sha256sum *.jar | sort -k2) > deploy/kafka/jars.sha256
+
+run: $(STAMP) $(KAFKA_LIBS)
 	$(PY) -m deploy.local
 
 lint: $(STAMP)
@@ -26,15 +52,19 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
 
-integration: $(STAMP)
+integration: $(STAMP) $(KAFKA_LIBS)
 	$(PY) -m pytest tests/integration -q
 
 # The dashboard's browser test drives Debian's Chromium (installed once, as root or via sudo).
 CHROMIUM := /usr/bin/chromium
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium \
 	  || ($(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium)
+
+# kcat: the standard Kafka CLI the operators' docs use; make test reads the stack's topics with it.
+KCAT := /usr/bin/kcat
+$(KCAT):
+	$(APT_INSTALL) kcat || ($(SUDO) apt-get update -q && $(APT_INSTALL) kcat)
 
 # promtool (alert rule tests) is in Debian's prometheus package.
 PROMTOOL := /usr/bin/promtool
@@ -54,14 +84,14 @@ MODULE_DEPS := $(MODULE)/node_modules/.package-lock.json
 $(MODULE_DEPS): $(MODULE)/package-lock.json
 	npm ci --prefix $(MODULE) --no-audit --no-fund --silent
 
-test-module: $(STAMP) $(MODULE_DEPS) $(CHROMIUM)
+test-module: $(STAMP) $(KAFKA_LIBS) $(MODULE_DEPS) $(CHROMIUM)
 	PULSE_PYTHON=$(abspath $(PY)) npm test --prefix $(MODULE) --silent
 
 # The system proof at full size (1M events; see README "Proof"). make test runs a 50k variant.
-proof: $(STAMP)
+proof: $(STAMP) $(KAFKA_LIBS)
 	$(PY) -m deploy.proof
 
-test: lint $(CHROMIUM) $(PROMTOOL) $(VALIDATE) test-module
+test: lint $(KAFKA_LIBS) $(KCAT) $(CHROMIUM) $(PROMTOOL) $(VALIDATE) test-module
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 

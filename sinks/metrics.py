@@ -47,12 +47,6 @@ class SinkMetrics:
             ["table"],
             registry=r,
         )
-        self.gaps = Counter(
-            "pulse_sink_offset_gaps_total",
-            "Times the consumer skipped offsets and the sink sought back to re-read them",
-            ["table"],
-            registry=r,
-        )
         self.repeats = Counter(
             "pulse_sink_repeated_messages_total",
             "Messages skipped because a streams worker had forwarded them already",

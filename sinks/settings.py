@@ -73,9 +73,8 @@ class ClickHouseSettings(BaseSettings):
 
 class SinkSettings(ClickHouseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_session_timeout_s: float = 6.0
-    kafka_fetch_wait_ms: int = Field(
-        100, ge=1, le=10_000, description="longest a fetch may wait (Tansu holds fetches)"
+    kafka_session_timeout_s: float = Field(
+        10.0, gt=0, description="a member silent this long leaves the group (Kafka's own: 45)"
     )
     topic_enriched: str = "pulse.events.enriched"
     topic_counts: str = "pulse.counts.1m"

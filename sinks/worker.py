@@ -53,9 +53,6 @@ log = logging.getLogger("pulse.sinks")
 # and no collapsing of equal sorting keys at insert time (ReplacingMergeTree's default), which
 # nearly halved insert speed and is not needed: tokens keep repeats out, merges are the backstop.
 # In cluster mode an insert into a Distributed table returns once the shards have it.
-GAP_PATIENCE_S = 30.0  # a skipped offset that does not come back within this is taken as real
-SEEK_RETRY_S = 2.0
-
 INSERT_SETTINGS = {
     "deduplicate_blocks_in_dependent_materialized_views": 1,
     "optimize_on_insert": 0,
@@ -122,7 +119,6 @@ class TableSink:
                 "session.timeout.ms": int(settings.kafka_session_timeout_s * 1000),
                 "heartbeat.interval.ms": max(int(settings.kafka_session_timeout_s * 1000 / 6), 100),
                 "fetch.max.bytes": 64 * 1024 * 1024,
-                "fetch.wait.max.ms": settings.kafka_fetch_wait_ms,
                 "log_level": 3,
             }
         )
@@ -131,8 +127,6 @@ class TableSink:
         )
         self._batch = Batch(settings.batch_rows, settings.batch_age_s)
         self._replay_end: dict[int, int] = {}  # partition -> last offset of its intent
-        self._next: dict[int, int] = {}  # partition -> the offset expected next
-        self._seeking: dict[int, tuple[float, float]] = {}  # partition -> (since, last seek)
         self._owned: set[int] = set()
         self._repeats = RepeatFilter(settings.repeat_window if spec.skip_repeats else 0)
         # partition -> (offset where consuming begins, first offset re-read, when it began)
@@ -149,7 +143,6 @@ class TableSink:
             fallbacks=self.metrics.fallbacks.labels(spec.table),
             replays=self.metrics.replays.labels(spec.table),
             repeats=self.metrics.repeats.labels(spec.table),
-            gaps=self.metrics.gaps.labels(spec.table),
         )
 
     def stop(self) -> None:
@@ -187,8 +180,6 @@ class TableSink:
             if err.code() != KafkaError._PARTITION_EOF:
                 log.warning("sink %s: consumer error %s", self.spec.table, err)
             return
-        if not self._in_sequence(msg):
-            return
         p, offset = msg.partition(), msg.offset()
         ident = identity(msg.headers()) if self._repeats.window else None
         warm = self._warm_until.get(p)
@@ -221,53 +212,6 @@ class TableSink:
         if end is not None and offset >= end:
             self.flush({p})
 
-    def _in_sequence(self, msg: Message) -> bool:
-        """Whether to take this message: offsets of a partition must follow each other.
-
-        A run's token names an offset range, so a message missing inside it would be committed
-        over and lost for good. On Tansu the consumer was seen to skip messages (the system
-        proof found whole enriched messages missing from committed runs, with "offsets N-N
-        were not delivered"). On a jump the partition is sought back to the missing offset and
-        what was fetched past it is dropped until it comes; a jump that outlasts
-        GAP_PATIENCE_S is taken as real (transaction markers, compaction).
-        """
-        p, offset = msg.partition(), msg.offset()
-        expected = self._next.get(p)
-        now = time.monotonic()
-        seeking = self._seeking.get(p)
-        if seeking is not None:
-            since, last_seek = seeking
-            if offset > expected and now - since < GAP_PATIENCE_S:
-                if now - last_seek > SEEK_RETRY_S:  # a seek during a rebalance can be lost
-                    self._seek(p, expected)
-                    self._seeking[p] = (since, now)
-                return False
-            del self._seeking[p]
-            if offset > expected:
-                log.error(
-                    "sink %s: partition %d: offsets %d-%d did not come back; continuing",
-                    self.spec.table, p, expected, offset - 1,
-                )  # fmt: skip
-        elif expected is not None and offset > expected:
-            log.warning(
-                "sink %s: partition %d: offsets %d-%d were not delivered; re-reading",
-                self.spec.table, p, expected, offset - 1,
-            )  # fmt: skip
-            self._m["gaps"].inc()
-            self._seek(p, expected)
-            self._seeking[p] = (now, now)
-            return False
-        if expected is not None and offset < expected:
-            return False  # taken already (delivered again after a seek)
-        self._next[p] = offset + 1
-        return True
-
-    def _seek(self, partition: int, offset: int) -> None:
-        try:
-            self._consumer.seek(TopicPartition(self.spec.topic, partition, offset))
-        except KafkaException as exc:  # retried on the next early message
-            log.warning("sink %s: seek to %d failed: %s", self.spec.table, offset, exc)
-
     def _rows_hint(self, msg: Message) -> int:
         """Rows a message holds, for batch sizing (exact for passthrough envelopes)."""
         if not self.spec.avro:
@@ -296,7 +240,6 @@ class TableSink:
             else:  # nothing committed yet: consumption starts at the log start (earliest)
                 lows[tp.partition], _ = consumer.get_watermark_offsets(tp, timeout=30)
                 start[tp.partition] = lows[tp.partition]
-        self._next.update(start)
         self._warm_up(consumer, partitions, start, lows)
         replay = self._intents.pending(start)
         for p, last in replay.items():
@@ -330,7 +273,6 @@ class TableSink:
                 begin = max(low, begin - self._repeats.window)
             if begin < start[p]:
                 self._warm_until[p] = (start[p], begin, time.monotonic())
-                self._next[p] = begin
             positions.append(TopicPartition(self.spec.topic, p, begin))
         consumer.assign(positions)
 
@@ -347,8 +289,6 @@ class TableSink:
         for p in revoked:
             self._warm_until.pop(p, None)
             self._replay_end.pop(p, None)
-            self._next.pop(p, None)
-            self._seeking.pop(p, None)
             with contextlib.suppress(KeyError):  # never flushed here
                 self.metrics.lag.remove(self.spec.table, str(p))
         self._owned -= revoked

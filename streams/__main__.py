@@ -16,6 +16,17 @@ from streams.settings import KafkaSettings, WorkerSettings
 
 log = logging.getLogger("pulse.streams")
 
+# `python -m streams kafka NAME`: Apache Kafka's CLI tools (the kafka-*.sh scripts' main classes).
+KAFKA_TOOLS = {
+    "consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+    "topics": "org.apache.kafka.tools.TopicCommand",
+    "console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
+    "console-producer": "org.apache.kafka.tools.ConsoleProducer",
+    "get-offsets": "org.apache.kafka.tools.GetOffsetShell",
+    "metadata-quorum": "org.apache.kafka.tools.MetadataQuorumCommand",
+    "configs": "org.apache.kafka.tools.ConfigCommand",
+}
+
 
 @click.group()
 def cli() -> None:
@@ -25,18 +36,27 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=9092, show_default=True, type=int)
+@click.option("--port", default=9092, show_default=True, type=int, help="First node's port.")
+@click.option("--brokers", default=1, show_default=True, type=click.IntRange(1, 5))
 @click.option("--partitions", type=int, help="Partitions per topic [PULSE_PARTITIONS].")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the log here across runs (default: a temporary folder removed at exit).",
+)
 @click.option("--no-topics", is_flag=True, help="Do not create Pulse's topics.")
-def broker(host: str, port: int, partitions: int | None, no_topics: bool) -> None:
-    """Run the embedded Kafka-protocol broker (Tansu) until SIGINT/SIGTERM."""
+def broker(
+    host: str, port: int, brokers: int, partitions: int | None, data_dir: Path | None,
+    no_topics: bool,
+) -> None:  # fmt: skip
+    """Run Apache Kafka (KRaft) on loopback until SIGINT/SIGTERM."""
     from streams.broker import EmbeddedBroker
     from streams.topics import ensure_topics, pulse_topics, wait_for_broker
 
     settings = KafkaSettings(kafka_bootstrap=f"{host}:{port}")
     if partitions:
         settings.partitions = partitions
-    embedded = EmbeddedBroker(host, port)
+    embedded = EmbeddedBroker(host, port, brokers=brokers, data_dir=data_dir)
     stop = {"signal": None}
 
     def _stop(signum: int, _frame: object) -> None:
@@ -48,16 +68,43 @@ def broker(host: str, port: int, partitions: int | None, no_topics: bool) -> Non
         embedded.start()
         if not no_topics:
             admin = wait_for_broker(embedded.bootstrap)
-            created = ensure_topics(admin, pulse_topics(settings), settings.partitions)
+            names = pulse_topics(settings)
+            created = ensure_topics(admin, names, settings.partitions, min(brokers, 3))
             log.info("topics created: %s", ", ".join(created) or "none (all existed)")
-        log.info("broker ready on %s", embedded.bootstrap)
-        while stop["signal"] is None and embedded._proc and embedded._proc.poll() is None:
+        log.info(
+            "Kafka ready on %s (%d node%s, started in %.1fs)",
+            embedded.bootstrap, brokers, "s" if brokers > 1 else "", embedded.started_in_s,
+        )  # fmt: skip
+        while stop["signal"] is None and all(n.running for n in embedded.nodes):
             time.sleep(0.2)
     except StreamsError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         embedded.stop()
     log.info("broker stopped")
+
+
+@cli.command(
+    "kafka", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.argument("tool", type=click.Choice(sorted(KAFKA_TOOLS)))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def kafka_tool(tool: str, args: tuple[str, ...]) -> None:
+    """Run one of Apache Kafka's own CLI tools from the pinned jars, e.g. `python -m streams
+    kafka consumer-groups --bootstrap-server 127.0.0.1:9092 --describe --all-groups`."""
+    import os
+    import shutil
+
+    from streams import kafka_dist
+
+    try:
+        libs = kafka_dist.ensure_installed()
+    except StreamsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    java = shutil.which("java") or "java"
+    log4j = f"-Dlog4j2.configurationFile={kafka_dist.TOOLS_LOG4J_CONFIG}"
+    argv = [java, log4j, "-cp", kafka_dist.classpath(libs), KAFKA_TOOLS[tool], *args]
+    os.execv(java, argv)
 
 
 @cli.command()
@@ -102,7 +149,9 @@ def topics() -> None:
     settings = KafkaSettings()
     try:
         admin = wait_for_broker(settings.kafka_bootstrap)
-        created = ensure_topics(admin, pulse_topics(settings), settings.partitions)
+        created = ensure_topics(
+            admin, pulse_topics(settings), settings.partitions, settings.replication_factor
+        )
     except StreamsError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"created: {', '.join(created) or 'none (all existed)'}")
@@ -158,7 +207,9 @@ def produce(
     signal.signal(signal.SIGTERM, lambda *_: stopping.update(flag=True))
     try:
         admin = wait_for_broker(settings.kafka_bootstrap)
-        ensure_topics(admin, pulse_topics(settings), settings.partitions)
+        ensure_topics(
+            admin, pulse_topics(settings), settings.partitions, settings.replication_factor
+        )
         producer = EventProducer(settings.kafka_bootstrap, settings.topic_raw)
         batcher = SessionBatcher(producer, batch) if batch > 1 else None
         bar = tqdm(total=count, unit="ev", disable=not progress, mininterval=1.0)
@@ -210,8 +261,10 @@ def worker() -> None:
 
     try:
         admin = wait_for_broker(settings.kafka_bootstrap, timeout_s=120)
-        ensure_topics(admin, pulse_topics(settings), settings.partitions)
-        ensure_topic(admin, settings.topic_catalog)
+        ensure_topics(
+            admin, pulse_topics(settings), settings.partitions, settings.replication_factor
+        )
+        ensure_topic(admin, settings.topic_catalog, settings.replication_factor)
     except StreamsError as exc:
         raise click.ClickException(str(exc)) from exc
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -274,7 +327,11 @@ def catalog_sync(path: Path) -> None:
     settings = KafkaSettings()
     try:
         wanted = load_file(path)
-        ensure_topic(wait_for_broker(settings.kafka_bootstrap), settings.topic_catalog)
+        ensure_topic(
+            wait_for_broker(settings.kafka_bootstrap),
+            settings.topic_catalog,
+            settings.replication_factor,
+        )
         published, deleted = sync(settings.kafka_bootstrap, settings.topic_catalog, wanted)
     except StreamsError as exc:
         raise click.ClickException(str(exc)) from exc

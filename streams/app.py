@@ -23,32 +23,26 @@ from typing import Any
 import faust
 from aiohttp.web import Response
 from faust.sensors.prometheus import setup_prometheus_sensors
-from faust.types import TP, EventT, StreamT
+from faust.types import EventT, StreamT
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from streams.changelog_tail import read_tails
 from streams.enrich import PluginLookup, no_plugins
 from streams.metrics import StreamsMetrics
 from streams.processor import Processor
 from streams.settings import WorkerSettings
-from streams.transport import transport_class
 
 log = logging.getLogger("pulse.streams")
-RAW = faust.Schema(key_serializer="raw", value_serializer="raw")
 GAP_PATIENCE_S = 30.0
 SEEK_RETRY_S = 2.0
+RAW = faust.Schema(key_serializer="raw", value_serializer="raw")
 
 
 def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> faust.App:
     """The worker app. ``plugins`` looks plugin metadata up by id (a started CatalogReader)."""
     session_timeout = settings.kafka_session_timeout_s
-    transport = transport_class(settings.kafka_fetch_wait_ms)
 
     class App(faust.App):
-        def _new_transport(self) -> Any:
-            return transport(self.conf.broker_consumer, self)
-
         async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
             # faust waits here, at a revoke and at shutdown, until every message handed to the
             # agent is acknowledged; only a flush acknowledges, and the flush timer is stopped
@@ -67,7 +61,7 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         store="memory://",
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         processing_guarantee=settings.processing_guarantee,
         broker_session_timeout=session_timeout,
         broker_heartbeat_interval=max(session_timeout / 6, 0.5),
@@ -81,15 +75,9 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         producer_max_batch_size=settings.producer_batch_bytes,
         producer_linger=settings.producer_linger_ms / 1000,
         stream_buffer_maxsize=8192,
-        # With standby replicas, a partition that moves from standby to active after a crash
-        # was seen to stay paused on Tansu (recovery "done", nothing fetched); recovering a new
-        # active partition from its changelog has no such problem and costs seconds.
+        # No standbys: each would replay every other worker's changelogs into memory all the
+        # time, for a recovery that takes seconds from the changelog itself.
         table_standby_replicas=0,
-        # faust refuses to recover a changelog partition it has read past the broker's high
-        # watermark. Tansu under-reports that watermark (see changelog_tail), so after a
-        # rebalance the check crashed a worker ("persisted offset 1949 > highwater 1946");
-        # with the memory store nothing is persisted for it to protect.
-        recovery_consistency_check=False,
     )
     raw_topic = app.topic(settings.topic_raw, schema=RAW)
     counts_table = app.Table(
@@ -105,35 +93,6 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
     metrics = StreamsMetrics()
-    # The newest changelog offset this worker knows per changelog partition since the last
-    # revoke: from faust's recovery, the tails it completes, and its own writes. faust's
-    # recovery stops at Tansu's short watermark and can hand over the rest of that batch
-    # *after* it declared recovery done; applied then, an old bucket replaced the one the
-    # worker was counting into (seen: a bucket back from 2,904 to 1,910 counts, the events in
-    # between lost for good). So a record at or below the newest known offset is ignored.
-    newest: dict[tuple[str, int], int] = {}
-
-    def fresh_only(table: Any) -> None:
-        apply = table.apply_changelog_batch
-
-        def apply_changelog_batch(batch: Any) -> None:
-            fresh, stale = [], 0
-            for event in batch:
-                at = (event.message.topic, event.message.partition)
-                if event.message.offset > newest.get(at, -1):
-                    newest[at] = event.message.offset
-                    fresh.append(event)
-                else:
-                    stale += 1
-            if stale:
-                log.info("ignored %d stale changelog records of %s", stale, table.name)
-            if fresh:
-                apply(fresh)
-
-        table.apply_changelog_batch = apply_changelog_batch
-
-    fresh_only(counts_table)
-    fresh_only(dedup_table)
     if settings.faust_metrics:
         # faust's own sensors (consumer, producer, tables, rebalances) in the same registry.
         setup_prometheus_sensors(
@@ -209,38 +168,8 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
             return False
         return True
 
-    async def complete_recovery(owned: set[int]) -> int:
-        """Apply the changelog records faust's recovery stopped short of (see changelog_tail)."""
-        tables = {t.changelog_topic.get_topic_name(): t for t in (counts_table, dedup_table)}
-        recovery = app.tables.recovery
-        starts = []
-        for topic in tables:
-            for p in sorted(owned):
-                tp = TP(topic, p)
-                after = recovery.active_offsets.get(tp, -1) + 1
-                # From the last batch faust saw at the latest: records of it that faust
-                # received but had not applied come again, in order (re-applying is harmless).
-                hw = recovery.active_highwaters.get(tp, after)
-                starts.append((topic, p, max(0, min(after, hw))))
-        records = await asyncio.to_thread(read_tails, settings.kafka_bootstrap, starts)
-        applied = 0
-        for topic, p, offset, key, value in records:
-            if offset <= newest.get((topic, p), -1):
-                continue  # faust applied it (or something newer) already
-            newest[(topic, p)] = offset
-            applied += 1
-            data = tables[topic].data
-            if value is None:
-                data.pop(key, None)
-            else:
-                data[key] = value
-        return applied
-
     async def reload_after_recovery() -> None:
         owned = owned_partitions()
-        completed = await complete_recovery(owned)
-        if completed:
-            log.info("changelog records past faust's recovery applied: %d", completed)
         processor.dedup.forget(processor.dedup.partitions() - owned)
         processor.counter.forget(set(processor.counter.watermark) - owned)
         loaded = processor.counter.reindex(owned)
@@ -288,10 +217,6 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
             # the state it depends on, and a crash then recovered counts that missed events.
             if not await settled(changelog):
                 return
-            for written in changelog:  # our own writes are the newest state there is
-                meta = written.result()
-                at = (meta.topic, meta.partition)
-                newest[at] = max(newest.get(at, -1), meta.offset)
             for key, value in result.count_records:  # 3. absolute counts
                 await send(settings.topic_counts, key, value)
             metrics.counts_emitted.inc(len(result.count_records))  # messages
@@ -355,8 +280,10 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
     # The raw topic is neither compacted nor transactional, so offsets within a partition are
     # contiguous and a jump means messages were skipped. That happens with faust: at a
     # rebalance it drops fetched messages from the stream buffer, and its consumer can then
-    # resume past them and count them as a "gap" it commits over (seen on Tansu, dropping runs
-    # of 8-40 messages per partition). So each partition's next offset is tracked (from the
+    # resume past them and count them as a "gap" it commits over (on Apache Kafka too:
+    # tests/integration/test_streams_faults.py::test_rebalance_crash_duplicates_and_catalog
+    # [join] loses runs of 3-4 offsets per partition without this guard). So each partition's
+    # next offset is tracked (from the
     # committed position after an assignment). On a jump the agent seeks back and, until the
     # missing offset arrives, drops the messages faust had already fetched past it (they come
     # again, in order). A jump that outlasts GAP_PATIENCE_S is taken as real.
@@ -437,17 +364,22 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         if streams:
             await flush()
         reload_state[0] = True
-        # faust's memory store drops what it recovered for partitions that go: a partition
-        # that comes back must be recovered whole, so everything known so far is forgotten.
-        # (Flushed just above, kept partitions recover to exactly what is in memory.)
-        newest.clear()
 
     @app.on_rebalance_complete.connect
     async def reload_after_rebalance(sender: Any, **_: Any) -> None:
         metrics.rebalances.inc()
         metrics.lag.clear()  # partitions may have moved; the timer sets the owned ones again
         reload_state[0] = True
-        next_offset.clear()  # positions restart at the committed offsets
+        # A partition kept through the rebalance resumes where this worker stopped: everything
+        # processed was flushed and acknowledged at the revoke. That position must be kept,
+        # not taken from faust's committed offsets: those were still empty when the first
+        # message after an assignment arrived, and messages of a batch fetched before the
+        # rebalance had been dropped, so the guard had nothing to compare with and runs of
+        # 3-50 offsets were lost (test_rebalance_crash_duplicates_and_catalog[join]).
+        owned = set(app.assignor.assigned_actives())
+        for tp in list(next_offset):
+            if tp not in owned:
+                del next_offset[tp]
         seeking.clear()
         last_seek.clear()
 

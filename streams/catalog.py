@@ -14,13 +14,14 @@ from typing import Any
 
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from schemas import PLUGIN_INFO, Decoder, Encoder, SchemaError, default_catalog
 from streams.enrich import normalise_plugin_id
-from streams.errors import KafkaUnavailableError, StreamsError
+from streams.errors import StreamsError
 from streams.producer import EventProducer
+from streams.topics import ensure_topics
 
 log = logging.getLogger("pulse.streams.catalog")
 
@@ -120,16 +121,9 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[str,
         consumer.close()
 
 
-def ensure_topic(admin: AdminClient, topic: str) -> None:
-    if topic in admin.list_topics(timeout=10).topics:
-        return
+def ensure_topic(admin: AdminClient, topic: str, replication: int = 1) -> None:
     config = {"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1"}
-    future = admin.create_topics([NewTopic(topic, 1, 1, config=config)])[topic]
-    try:
-        future.result()
-    except KafkaException as exc:
-        if "already exists" not in str(exc).lower():
-            raise KafkaUnavailableError(f"creating {topic}: {exc}") from exc
+    ensure_topics(admin, [topic], 1, replication, config)
 
 
 def sync(

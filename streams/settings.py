@@ -14,21 +14,22 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PULSE_", extra="ignore")
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="host:port[,host:port]")
-    # Tansu completes a group join after ~session_timeout/2: keep it short for local runs.
-    kafka_session_timeout_s: float = 6.0
+    kafka_session_timeout_s: float = Field(
+        10.0, gt=0, description="a member silent this long leaves the group (Kafka's own: 45)"
+    )
     topic_raw: str = "pulse.events.raw"
     topic_enriched: str = "pulse.events.enriched"
     topic_counts: str = "pulse.counts.1m"
     topic_dlq: str = "pulse.events.dlq"
     topic_catalog: str = "pulse.catalog.plugins"
     partitions: int = Field(4, ge=1, description="partition count used when creating topics")
+    replication_factor: int = Field(
+        1, ge=1, description="copies of each partition of topics Pulse (and faust) creates"
+    )
 
 
 class WorkerSettings(KafkaSettings):
     app_id: str = Field("pulse-streams", description="faust app id = consumer group")
-    kafka_fetch_wait_ms: int = Field(
-        100, ge=1, le=10_000, description="longest a fetch may wait for data (see transport)"
-    )
     # An enriched envelope is ~14 KB: faust's default batch (16 KB) holds one, so every
     # message was its own batch. Larger batches and a short linger: 3-5% more events/s.
     producer_batch_bytes: int = Field(

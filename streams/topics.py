@@ -11,9 +11,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streams.errors import KafkaUnavailableError
 from streams.settings import KafkaSettings
 
-# Tansu returns no topic configs (DescribeConfigs is empty), so state the ones clients read.
-_DEFAULT_CONFIG = {"retention.ms": "604800000", "retention.bytes": "-1"}
-
 
 def pulse_topics(settings: KafkaSettings) -> list[str]:
     return [settings.topic_raw, settings.topic_enriched, settings.topic_counts, settings.topic_dlq]
@@ -34,15 +31,22 @@ def wait_for_broker(bootstrap: str, timeout_s: float = 60.0) -> AdminClient:
     raise KafkaUnavailableError(f"no Kafka broker at {bootstrap} after {timeout_s:.0f}s: {last}")
 
 
-def ensure_topics(admin: AdminClient, names: Iterable[str], partitions: int) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+def ensure_topics(
+    admin: AdminClient,
+    names: Iterable[str],
+    partitions: int,
+    replication: int = 1,
+    config: dict[str, str] | None = None,
+) -> list[str]:
+    """Create the topics that do not exist yet and wait until every partition has a leader;
+    return the names created. Replicated topics need two in-sync copies for a write
+    (``acks=all``), so one broker may be down."""
+    names = list(names)
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [n for n in names if n not in existing]
-    if not wanted:
-        return []
-    futures = admin.create_topics(
-        [NewTopic(n, partitions, 1, config=dict(_DEFAULT_CONFIG)) for n in wanted]
-    )
+    settings = {**_config(replication), **(config or {})}
+    futures = admin.create_topics([NewTopic(n, partitions, replication, config=settings)
+                                   for n in wanted]) if wanted else {}  # fmt: skip
     created = []
     for name, future in futures.items():
         try:
@@ -51,4 +55,30 @@ def ensure_topics(admin: AdminClient, names: Iterable[str], partitions: int) -> 
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KafkaUnavailableError(f"creating topic {name}: {exc}") from exc
+    wait_for_leaders(admin, names)
     return created
+
+
+def wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float = 60.0) -> None:
+    """Until every partition of these topics has a leader. Kafka creates a topic's partitions
+    asynchronously: a client that reads the metadata right after the create may find none,
+    and a reader that assigned that empty list would never see a message."""
+    deadline = time.monotonic() + timeout_s
+    pending = list(names)
+    while pending:
+        topics = admin.list_topics(timeout=10).topics
+        pending = [n for n in pending if not _led(topics.get(n))]
+        if pending and time.monotonic() > deadline:
+            raise KafkaUnavailableError(f"topics without partition leaders: {pending}")
+        if pending:
+            time.sleep(0.1)
+
+
+def _led(meta: object) -> bool:
+    if meta is None or meta.error is not None or not meta.partitions:  # type: ignore[attr-defined]
+        return False
+    return all(p.leader >= 0 for p in meta.partitions.values())  # type: ignore[attr-defined]
+
+
+def _config(replication: int) -> dict[str, str]:
+    return {"min.insync.replicas": str(2 if replication >= 3 else 1)}

@@ -1,10 +1,11 @@
 """``python -m deploy.local``: run the whole pipeline on this machine, with demo traffic.
 
-Starts, under one supervisor (honcho): the embedded Tansu broker, the faust streams worker, the
-sink (which applies migrations, owns the embedded chDB and serves read-only SQL), and a traffic
-generator. Every process waits for what it needs, so start order does not matter. Ctrl-C stops
-them all (SIGTERM, then SIGKILL after 5 s). The broker keeps messages in memory, so every run
-starts from empty topics; ClickHouse data is reset to match unless ``--keep-data`` is given.
+Starts, under one supervisor (honcho): Apache Kafka (KRaft, one node; ``--brokers 3`` for a
+three-node cluster), the faust streams worker, the sink (which applies migrations, owns the
+embedded chDB and serves read-only SQL), the collector and a traffic generator. Every process
+waits for what it needs, so start order does not matter. Ctrl-C stops them all (SIGTERM, then
+SIGKILL after 5 s; the Kafka JVMs die with their supervisor). Every run starts from empty
+topics and an empty ClickHouse unless ``--keep-data`` is given, which keeps both.
 The traffic process publishes ``deploy/catalog/plugins.yaml`` to the catalog topic first.
 """
 
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sink-metrics-port", type=int, default=9465)
     parser.add_argument("--collector-port", type=int, default=7007)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--brokers", type=int, default=1, choices=[1, 3], help="Kafka nodes")
     parser.add_argument("--rate", type=float, default=200.0, help="demo events per second")
     parser.add_argument("--no-traffic", action="store_true", help="do not generate demo traffic")
     parser.add_argument("--keep-data", action="store_true", help="keep ClickHouse data")
@@ -70,12 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.keep_data:
         shutil.rmtree(data / "clickhouse", ignore_errors=True)
         shutil.rmtree(data / "streams", ignore_errors=True)
+        shutil.rmtree(data / "kafka-data", ignore_errors=True)
     data.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "PULSE_KAFKA_BOOTSTRAP": f"127.0.0.1:{args.kafka_port}",
         "PULSE_PARTITIONS": str(args.partitions),
+        "PULSE_REPLICATION_FACTOR": str(args.brokers),
         "PULSE_CLICKHOUSE_URL": f"chdb://{data / 'clickhouse'}",
         "PULSE_QUERY_PORT": str(args.query_port),
         "PULSE_QUERY_URL": f"http://127.0.0.1:{args.query_port}",
@@ -91,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     py = shlex.quote(sys.executable)
     processes = {
-        "broker": f"exec {py} -m streams broker --port {args.kafka_port}",
+        "broker": f"exec {py} -m streams broker --port {args.kafka_port} "
+        f"--brokers {args.brokers} --data-dir {shlex.quote(str(data / 'kafka-data'))}",
         "streams": f"exec {py} -m streams worker",
         "sink": f"exec {py} -m sinks run",
         "collector": f"exec {py} -m streams collect",

@@ -121,14 +121,24 @@ def dump_changelogs(bootstrap: str, data: Path) -> None:
     """The streams' state changelogs as JSON lines (offset, key, value), for a post-mortem."""
     import json
 
-    from streams.changelog_tail import read_tails
-
     for name in ("window-counts", "dedup-ids"):
         topic = f"pulse-streams-{name}-changelog"
-        records = read_tails(bootstrap, [(topic, p, 0) for p in range(4)], timeout_s=60)
-        with (data / f"{name}.jsonl").open("w") as out:
-            for _, p, offset, key, value in records:
-                out.write(json.dumps([p, offset, key, value]) + "\n")
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "pulse-proof-dump"})
+        try:
+            ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 30)[1]
+                    for p in range(4)}  # fmt: skip
+            consumer.assign([TopicPartition(topic, p, 0) for p in range(4)])
+            with (data / f"{name}.jsonl").open("w") as out:
+                while any(consumer.position([TopicPartition(topic, p)])[0].offset < end
+                          for p, end in ends.items() if end > 0):  # fmt: skip
+                    for msg in consumer.consume(1000, 1.0):
+                        if msg.error() is None:
+                            key, value = (json.loads(v) if v else None
+                                          for v in (msg.key(), msg.value()))  # fmt: skip
+                            out.write(json.dumps([msg.partition(), msg.offset(), key, value]))
+                            out.write("\n")
+        finally:
+            consumer.close()
 
 
 def locate_in_enriched(bootstrap: str, ids: set[str], data: Path) -> None:

@@ -1,4 +1,4 @@
-"""Real services for integration tests: the Tansu broker and a chDB engine.
+"""Real services for integration tests: Apache Kafka (KRaft, one node) and a chDB engine.
 
 Nothing is mocked and nothing is skipped: if the broker binary or chDB is missing, these fixtures
 fail. Each test gets its own topics, consumer groups and ClickHouse database (or chDB path, for
@@ -21,6 +21,7 @@ import clickhouse_connect
 import pytest
 
 from streams.broker import EmbeddedBroker, free_port
+from streams.kafka_dist import kafka_version
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "integration-test-secret-0123456789"
@@ -28,9 +29,10 @@ SECRET = "integration-test-secret-0123456789"
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory) -> Iterator[EmbeddedBroker]:
-    log = tmp_path_factory.mktemp("broker") / "tansu.log"
-    with EmbeddedBroker(port=free_port(), log_path=log) as embedded:
-        yield embedded
+    folder = tmp_path_factory.mktemp("broker")
+    with EmbeddedBroker(port=0, data_dir=folder / "data", log_path=folder / "kafka.log") as kafka:
+        print(f"\nKafka {kafka_version()} on {kafka.bootstrap}: ready in {kafka.started_in_s:.1f}s")
+        yield kafka
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +71,7 @@ def pulse_env(broker, tmp_path, monkeypatch) -> Env:
     tag = uuid.uuid4().hex[:8]
     values = {
         "PULSE_KAFKA_BOOTSTRAP": broker.bootstrap,
-        "PULSE_KAFKA_SESSION_TIMEOUT_S": "6",
+        "PULSE_KAFKA_SESSION_TIMEOUT_S": "6",  # a SIGKILLed member leaves the group sooner
         "PULSE_PARTITIONS": "4",
         "PULSE_TOPIC_RAW": f"raw-{tag}",
         "PULSE_TOPIC_ENRICHED": f"enriched-{tag}",

@@ -1,4 +1,4 @@
-"""Reading topics in tests without a consumer group (no join delay on Tansu)."""
+"""Reading topics in tests by assignment, without a consumer group: nothing to join or commit."""
 
 from __future__ import annotations
 

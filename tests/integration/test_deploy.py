@@ -12,6 +12,8 @@ import jsonschema
 import pytest
 import yaml
 
+from streams.kafka_dist import kafka_version
+
 from .conftest import REPO
 
 VALIDATE = REPO / "deploy" / "validate"  # its node_modules: `make test` runs npm ci there
@@ -88,3 +90,8 @@ def test_kubernetes_manifests_render_and_validate_offline():
     out = subprocess.run(["node", "k8s.mjs"], cwd=VALIDATE, input=broken,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.returncode == 1 and "maxReplicaCount must be integer" in out.stderr
+
+
+def test_compose_runs_the_kafka_version_the_project_pins():
+    image = compose()["services"]["kafka"]["image"]
+    assert image == f"apache/kafka:{kafka_version()}"

@@ -1,0 +1,136 @@
+"""The embedded Apache Kafka: clear errors, a clean stop that leaves no JVM, and a broker
+restarted under a running stack that loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from streams.broker import EmbeddedBroker, free_port
+from streams.errors import BrokerError
+from streams.producer import EventProducer
+from streams.settings import KafkaSettings
+from streams.topics import ensure_topics, pulse_topics, wait_for_broker
+from streams.traffic import Traffic, TrafficConfig
+
+from .conftest import REPO, wait_for
+from .test_collector import events, post, start_collector
+from .test_pipeline import scalar
+
+
+def jvm_children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=,comm=", "--ppid", str(pid)],
+                         capture_output=True, text=True, check=False).stdout  # fmt: skip
+    return [int(line.split()[0]) for line in out.splitlines() if "java" in line]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def test_a_taken_port_and_a_missing_java_are_one_clear_error(monkeypatch, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(BrokerError, match=f"port 127.0.0.1:{port} .* in use"):
+            EmbeddedBroker(port=port, data_dir=tmp_path).start()
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java there
+    with pytest.raises(BrokerError, match="no Java on PATH"):
+        EmbeddedBroker(port=free_port(), data_dir=tmp_path).start()
+
+
+def start_cli_broker(tmp_path: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams", "broker", "--port", str(port), "--no-topics"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    for line in proc.stdout:  # type: ignore[union-attr]
+        if "Kafka ready on" in line:
+            return proc
+    raise AssertionError(f"broker exited with {proc.wait()} before it was ready")
+
+
+def test_the_cli_broker_stops_on_sigint_and_leaves_no_jvm_even_when_killed(tmp_path):
+    proc = start_cli_broker(tmp_path, free_port())
+    jvms = jvm_children(proc.pid)
+    assert len(jvms) == 1
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 0
+    assert not alive(jvms[0])
+
+    proc = start_cli_broker(tmp_path, free_port())
+    jvms = jvm_children(proc.pid)
+    proc.kill()  # no chance to clean up: the JVM must still go
+    proc.wait(10)
+    wait_for(lambda: not alive(jvms[0]), 60, "the JVM to die with its parent")
+
+
+def test_a_broker_restart_under_a_running_stack_loses_and_duplicates_nothing(
+    pulse_env, processes, tmp_path, monkeypatch
+):
+    kafka = EmbeddedBroker(port=free_port(), data_dir=tmp_path / "kafka").start()
+    try:
+        bootstrap = kafka.bootstrap
+        processes.env.values["PULSE_KAFKA_BOOTSTRAP"] = bootstrap
+        monkeypatch.setenv("PULSE_KAFKA_BOOTSTRAP", bootstrap)
+        ensure_topics(wait_for_broker(bootstrap), pulse_topics(KafkaSettings()), 4)
+        now = int(time.time() * 1000)
+        traffic = Traffic(TrafficConfig(seed=3, start_ms=now - 600_000, mean_gap_ms=100.0,
+                                        late_fraction=0.0, duplicate_fraction=0.0))  # fmt: skip
+        first, second = traffic.take(600), traffic.take(400)
+        producer = EventProducer(bootstrap, pulse_env["PULSE_TOPIC_RAW"])
+        for event in first:
+            producer.send(event)
+        producer.flush()
+        processes.start("streams", "streams", "worker")
+        processes.start("sink", "sinks", "run")
+        collector, base = start_collector(tmp_path, bootstrap, pulse_env["PULSE_TOPIC_RAW"])
+        try:
+            assert post(base, {"events": events(5, "s-before")})[0] == 202
+            total = len(first) + 5
+            wait_for(lambda: scalar("SELECT count() FROM pulse.events") >= total, 180,
+                     "the first events in ClickHouse")  # fmt: skip
+
+            kafka.stop()  # a controlled shutdown, then the same node again on its data
+            kafka.start()
+
+            for event in second:  # the producer reconnects by itself
+                producer.send(event)
+            producer.flush()
+            # The collector answers 503 until its producer is connected again.
+            after = events(5, "s-after")  # the same ids on every try: a retry is a duplicate
+            wait_for(lambda: post(base, {"events": after})[0] == 202, 120,
+                     "the collector to accept again")  # fmt: skip
+            total += len(second) + 5
+            wait_for(lambda: scalar("SELECT count() FROM pulse.events") >= total, 240,
+                     f"{total} events after the restart")  # fmt: skip
+            wait_for(lambda: scalar("SELECT sum(event_count) FROM pulse.counts_1m FINAL")
+                     >= total, 120, "the window counts after the restart")  # fmt: skip
+            assert scalar("SELECT count() FROM pulse.events") == total  # no duplicate rows
+            assert scalar("SELECT uniqExact(event_id) FROM pulse.events") == total
+            assert scalar("SELECT sum(event_count) FROM pulse.counts_1m FINAL") == total
+            assert scalar("SELECT count() FROM pulse.dead_letters") == 0
+        finally:
+            collector.terminate()
+            collector.wait(30)
+        assert processes.stop("sink") == 0
+        assert processes.stop("streams") == 0
+        for name in ("streams", "sink"):
+            assert "Traceback" not in processes.log(name), processes.log(name)[-3000:]
+    finally:
+        kafka.stop()
+
