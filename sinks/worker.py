@@ -116,6 +116,7 @@ class TableSink:
                 "group.id": f"{settings.group_prefix}-{spec.table}",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",  # aborted transactions stay out
                 "session.timeout.ms": int(settings.kafka_session_timeout_s * 1000),
                 "heartbeat.interval.ms": max(int(settings.kafka_session_timeout_s * 1000 / 6), 100),
                 "fetch.max.bytes": 64 * 1024 * 1024,

@@ -134,3 +134,70 @@ def test_a_broker_restart_under_a_running_stack_loses_and_duplicates_nothing(
     finally:
         kafka.stop()
 
+
+def kafka_cli(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "streams", "kafka", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def group_lags(bootstrap: str, group: str, topic: str) -> dict[tuple[str, int], str]:
+    out = kafka_cli("consumer-groups", "--bootstrap-server", bootstrap, "--describe",
+                    "--group", group)  # fmt: skip
+    lags = {}
+    for line in out.splitlines():
+        cols = line.split()
+        # Only the input topic: faust's group also holds its changelogs (read from the start
+        # on recovery, never committed) and its leader-election topic.
+        # A partition nothing was ever written to has no offset to commit ("-").
+        if len(cols) >= 6 and cols[0] == group and cols[1] == topic and cols[2].isdigit():
+            lags[(cols[1], int(cols[2]))] = "0" if cols[4] == "0" else cols[5]
+    return lags
+
+
+def test_kcat_and_the_consumer_groups_command_read_a_running_pipeline(pulse_env, processes, broker):
+    bootstrap, raw = broker.bootstrap, pulse_env["PULSE_TOPIC_RAW"]
+    ensure_topics(wait_for_broker(bootstrap), pulse_topics(KafkaSettings()), 4)
+    start = int(time.time() * 1000) - 60_000
+    events = Traffic(TrafficConfig(seed=5, start_ms=start, late_fraction=0.0,
+                                   duplicate_fraction=0.0)).take(300)  # fmt: skip
+    producer = EventProducer(bootstrap, raw)
+    for event in events:
+        producer.send(event)
+    producer.flush()
+    # A producer that is not Pulse's: kcat writes a message that is not Avro.
+    subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", raw, "-k", "kcat-key"],
+                   input=b"not an event", check=True, timeout=30)  # fmt: skip
+    processes.start("streams", "streams", "worker")
+    processes.start("sink", "sinks", "run")
+    wait_for(lambda: scalar("SELECT count() FROM pulse.events") >= len(events), 180, "events")
+    wait_for(lambda: scalar("SELECT count() FROM pulse.dead_letters") >= 1, 60, "the dead letter")
+
+    listing = subprocess.run(["kcat", "-L", "-b", bootstrap], capture_output=True, text=True,
+                             check=True, timeout=30).stdout  # fmt: skip
+    for topic in pulse_topics(KafkaSettings()):
+        assert f'topic "{topic}" with 4 partitions' in listing, listing
+
+    def first(topic: str) -> str:
+        return subprocess.run(
+            ["kcat", "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-c", "1", "-e",
+             "-f", "%k|%h\n"], capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+
+    enriched = first(pulse_env["PULSE_TOPIC_ENRICHED"])
+    for header in ("pulse.source.topic=", "pulse.source.partition=", "pulse.source.offset="):
+        assert header in enriched, enriched
+    dead = first(pulse_env["PULSE_TOPIC_DLQ"])
+    assert dead.startswith("kcat-key|") and "pulse.error.reason=unknown_schema" in dead, dead
+    assert f"pulse.source.topic={raw}" in dead
+
+    sink = pulse_env["PULSE_GROUP_PREFIX"]
+    groups = [(pulse_env["PULSE_APP_ID"], raw),
+              (f"{sink}-events", pulse_env["PULSE_TOPIC_ENRICHED"]),
+              (f"{sink}-counts_1m", pulse_env["PULSE_TOPIC_COUNTS"]),
+              (f"{sink}-dead_letters", pulse_env["PULSE_TOPIC_DLQ"])]  # fmt: skip
+    for group, topic in groups:  # lag 0 on every partition once drained and committed
+        wait_for(lambda g=group, t=topic: len(lags := group_lags(bootstrap, g, t)) == 4
+                 and set(lags.values()) == {"0"}, 90, f"lag 0 in {group}")  # fmt: skip
+    assert processes.stop("sink") == 0 and processes.stop("streams") == 0

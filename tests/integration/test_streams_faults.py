@@ -1,7 +1,6 @@
-"""Streams under batches, duplicates, a worker joining mid-stream and then (second variant) a
-worker killed with SIGKILL: events and window counts still equal what was produced, computed
-independently. The SIGKILL variant is what found the changelog-watermark gap that
-``streams/changelog_tail.py`` closes."""
+"""Streams under batches, duplicates, hostile messages, a worker joining mid-stream and then
+(second variant) a worker killed with SIGKILL: events, window counts and dead letters still
+equal what was produced, computed independently."""
 
 from __future__ import annotations
 
@@ -57,6 +56,7 @@ def test_rebalance_crash_duplicates_and_catalog(pulse_env, processes, broker, tm
     # are caught by the raw table's ReplacingMergeTree, not by the counts).
     dups = [e for phase in phases for e in phase[-400::25]]
     producer = EventProducer(broker.bootstrap, pulse_env["PULSE_TOPIC_RAW"])
+    hostile = [(b"h%d" % i, b"\x00not avro %d" % i) for i in range(6)]
 
     web_a, web_b = free_port(), free_port()
     worker_a = processes.start("streams-a", "streams", "worker", PULSE_WEB_PORT=str(web_a),
@@ -64,6 +64,8 @@ def test_rebalance_crash_duplicates_and_catalog(pulse_env, processes, broker, tm
                                PULSE_TRACE_FLUSHES="true")  # fmt: skip
     processes.start("sink", "sinks", "run")
     produce(producer, phases[0], dups[:16])
+    for key, value in hostile[:3]:
+        producer.send_raw(key, value)
     wait_for(lambda: scalar("SELECT count() FROM pulse.events") > 500, 120, "worker A running")
 
     processes.start("streams-b", "streams", "worker", PULSE_WEB_PORT=str(web_b),
@@ -77,6 +79,9 @@ def test_rebalance_crash_duplicates_and_catalog(pulse_env, processes, broker, tm
         worker_a.send_signal(signal.SIGKILL)  # no flush, no commit, no goodbye
         worker_a.wait()
     produce(producer, phases[2], dups[32:])
+    for key, value in hostile[3:]:
+        producer.send_raw(key, value)
+    producer.flush()
     n = len(events)
     try:
         wait_count("SELECT count() FROM pulse.events FINAL", n, 120, "all events after the crash")
@@ -135,6 +140,9 @@ def test_rebalance_crash_duplicates_and_catalog(pulse_env, processes, broker, tm
 
     assert scalar("SELECT count() FROM pulse.events FINAL") == n
     assert scalar("SELECT uniqExact(event_id) FROM pulse.events") == n
+    wait_count("SELECT count() FROM pulse.dead_letters", len(hostile), 60, "the dead letters")
+    dead = query("SELECT reason, count() AS n FROM pulse.dead_letters GROUP BY reason")
+    assert [(r["reason"], int(r["n"])) for r in dead] == [("unknown_schema", len(hostile))]
     got = {
         (int(r["w"]), r["instance_id"], r["plugin_id"], r["extension"], r["action"]):
             (int(r["n"]), round(float(r["s"]), 6))
