@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install kafka kafka-pins run test test-module proof lint unit integration bench clean
+.PHONY: install kafka kafka-pins run test test-module proof proof-cluster lint unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,10 @@ test-module: $(STAMP) $(KAFKA_LIBS) $(MODULE_DEPS) $(CHROMIUM)
 # The system proof at full size (1M events; see README "Proof"). make test runs a 50k variant.
 proof: $(STAMP) $(KAFKA_LIBS)
 	$(PY) -m deploy.proof
+
+# The same on a three-node Kafka cluster, with a node SIGKILLed and a leader's node stopped.
+proof-cluster: $(STAMP) $(KAFKA_LIBS)
+	$(PY) -m deploy.proof --brokers 3
 
 test: lint $(KAFKA_LIBS) $(KCAT) $(CHROMIUM) $(PROMTOOL) $(VALIDATE) test-module
 	$(PY) -m pytest tests -q -p no:cacheprovider

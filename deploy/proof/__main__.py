@@ -67,6 +67,23 @@ def faults(stack: Stack, load: Load, outage_s: float) -> list[Fault]:
     def replay() -> None:
         replay_slice(stack.bootstrap, load, per_partition=150)
 
+    def kill_broker() -> None:
+        stack.kafka.kill_node(1)  # no controlled shutdown: leaders move when it is missed
+        time.sleep(outage_s)
+        stack.kafka.start_node(1)
+        stack.kafka.wait_ready()
+
+    def stop_leader() -> None:
+        index = leader_of(stack.bootstrap, RAW_TOPIC, 0) - 1
+        stack.kafka.stop_node(index)  # a controlled shutdown: leadership moves first
+        time.sleep(outage_s)
+        stack.kafka.start_node(index)
+        stack.kafka.wait_ready()
+
+    broker_faults = [
+        Fault("broker-sigkill", kill_broker),
+        Fault("leader-broker-stop", stop_leader),
+    ]
     return [
         Fault("sink-sigkill-1", kill_sink),
         Fault("worker-sigkill", kill_worker),
@@ -75,7 +92,14 @@ def faults(stack: Stack, load: Load, outage_s: float) -> list[Fault]:
         Fault("worker-restart", restart_worker),
         Fault("raw-replay", replay),
         Fault("sink-sigkill-3", kill_sink),
-    ]
+    ] + (broker_faults if stack.brokers > 1 else [])
+
+
+def leader_of(bootstrap: str, topic: str, partition: int) -> int:
+    from confluent_kafka.admin import AdminClient
+
+    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=30)
+    return meta.topics[topic].partitions[partition].leader
 
 
 def replay_slice(bootstrap: str, load: Load, per_partition: int) -> int:
@@ -225,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--brokers", type=int, default=1, choices=[1, 3],
+        help="Kafka nodes; 3 adds broker faults (a node SIGKILLed, a leader's node stopped)",
+    )  # fmt: skip
     parser.add_argument("--data-dir", type=Path, help="default: a temporary directory")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args(argv)
@@ -244,10 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     if phases[-1].events <= 0:
         parser.error("--steady-share leaves no events for the fault phase")
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="pulse-proof-"))
-    stack = Stack(data, args.partitions)
+    stack = Stack(data, args.partitions, args.brokers)
     stop = threading.Event()
     started = time.time()
     load: Load | None = None
+    ok = False
     print(f"proof: {args.events} events, phases {[p.name for p in phases]}, data in {data}")
     try:
         stack.boot()
@@ -321,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
                 [f"{c.name} exited {c.returncode}: {c.log_tail[-300:]}" for c in stack.crashes],
             )
         )
+        down = [f"node {n.node_id}" for n in stack.kafka.nodes if not n.running]
+        lines.append(ledger.Line("kafka_nodes_running", len(stack.kafka.nodes),
+                                 len(stack.kafka.nodes) - len(down), down))  # fmt: skip
         errors = [f"{name}: {e}" for name in stack.members for e in stack.log_errors(name)]
         lines.append(ledger.Line("logged_errors", 0, len(errors), errors))
         for line in lines:
@@ -342,7 +374,9 @@ def main(argv: list[str] | None = None) -> int:
         if load is not None:
             load.close()  # before the broker goes: no reconnect noise
         stack.shutdown()
-        if not args.keep and args.data_dir is None:
+        if not ok:  # a failed (or interrupted) proof keeps everything for its post-mortem
+            print(f"proof data and logs kept in {data}", flush=True)
+        elif not args.keep and args.data_dir is None:
             shutil.rmtree(data, ignore_errors=True)
 
 

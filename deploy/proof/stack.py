@@ -18,7 +18,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.broker import free_port
+from streams.broker import EmbeddedBroker, free_port
+from streams.settings import KafkaSettings
+from streams.topics import ensure_topics, pulse_topics, wait_for_broker
 
 CATALOG = Path(__file__).parents[1] / "catalog" / "plugins.yaml"
 
@@ -46,20 +48,27 @@ class Member:
 class Stack:
     data: Path
     partitions: int = 4
+    brokers: int = 1
     env: dict[str, str] = field(default_factory=dict)
     members: dict[str, Member] = field(default_factory=dict)
     crashes: list[Crash] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.data.mkdir(parents=True, exist_ok=True)
-        self.kafka_port = free_port()
+        self.kafka = EmbeddedBroker(
+            port=free_port(),
+            brokers=self.brokers,
+            data_dir=self.data / "kafka",
+            log_path=self.data / "broker.log",
+        )
         self.query_port = free_port()
         self.admin_token = secrets.token_hex(16)
         self.env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
-            "PULSE_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.kafka_port}",
+            "PULSE_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
             "PULSE_PARTITIONS": str(self.partitions),
+            "PULSE_REPLICATION_FACTOR": str(min(self.brokers, 3)),
             "PULSE_KAFKA_SESSION_TIMEOUT_S": "6",
             "PULSE_USER_ID_SECRET": secrets.token_hex(32),
             "PULSE_CLICKHOUSE_URL": f"chdb://{self.data / 'clickhouse'}",
@@ -74,7 +83,7 @@ class Stack:
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        return self.kafka.bootstrap
 
     @property
     def query_url(self) -> str:
@@ -112,8 +121,10 @@ class Stack:
 
     def boot(self) -> None:
         """Broker, topics and catalog, then the workers and the sink; returns when all are ready."""
-        self.add("broker", ["-m", "streams", "broker", "--port", str(self.kafka_port)])
-        self.start("broker")
+        self.kafka.start()
+        settings = KafkaSettings(kafka_bootstrap=self.bootstrap, partitions=self.partitions)
+        ensure_topics(wait_for_broker(self.bootstrap), pulse_topics(settings), self.partitions,
+                      min(self.brokers, 3))  # fmt: skip
         catalog = subprocess.run(
             [sys.executable, "-m", "streams", "catalog", "sync", str(CATALOG)],
             env=self.env,
@@ -179,6 +190,7 @@ class Stack:
         self._stop.set()
         for name in reversed(list(self.members)):
             self.kill(name, signal.SIGTERM, timeout_s=30)
+        self.kafka.stop()
 
     def log_errors(self, name: str) -> list[str]:
         """Lines of a member's log that report an unhandled error."""

@@ -39,7 +39,7 @@ def pids_with_env(marker: str) -> list[int]:
     return found
 
 
-# The series the README's Operate section documents, with the ones that must move under load.
+# The series docs/operators.md documents, with the ones that must move under load.
 STREAMS_SERIES = [
     "pulse_streams_messages_in_total",
     "pulse_streams_events_in_total",

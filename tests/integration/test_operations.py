@@ -1,6 +1,6 @@
 """What SREs deploy, checked by the tools that read it: alert rules by promtool (syntax and unit
 tests), the Prometheus config, Grafana dashboards against the metrics the processes really
-export and the tables ClickHouse really has, and every alert's runbook in the README."""
+export and the tables ClickHouse really has, and every alert's runbook in docs/operators.md."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def test_provisioning_points_at_the_dashboards_and_both_datasources():
      for r in g["rules"]],
 )  # fmt: skip
 def test_every_alert_has_a_runbook(alert):
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "operators.md").read_text()
     assert f"### Runbook: {alert}" in readme
     rules = (PROMETHEUS / "alerts.yml").read_text()
-    assert f"README.md#runbook-{alert.lower()}" in rules
+    assert f"docs/operators.md#runbook-{alert.lower()}" in rules

@@ -1,4 +1,4 @@
-"""End to end: producer -> Tansu -> faust worker -> sink -> chDB, checked against answers
+"""End to end: producer -> Kafka -> faust worker -> sink -> chDB, checked against answers
 computed independently from what was produced."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 // Cross-language end to end: the module captures events and ships them to the real collector
-// of a real embedded Pulse stack (Tansu, the faust worker, the sink into chDB); the rows are
+// of a real embedded Pulse stack (Apache Kafka, the faust worker, the sink into chDB); the rows are
 // read back through the sink's query server. Once in Node, once in Chromium.
 
 import assert from 'node:assert/strict';

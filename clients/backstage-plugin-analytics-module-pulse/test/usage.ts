@@ -1,4 +1,4 @@
-// The README's registration snippets, type-checked against Backstage's own types (npm test
+// The registration snippets of docs/backstage.md, type-checked against Backstage's own types (npm test
 // runs tsc on this file; it is not executed).
 
 import {
