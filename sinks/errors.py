@@ -26,3 +26,7 @@ class ClickHouseRejectedError(ClickHouseError):
 
 class MigrationError(SinkError):
     """A migration failed or an applied migration was edited afterwards."""
+
+
+class RebalanceError(SinkError):
+    """Taking over or handing back partitions failed (e.g. Kafka kept refusing a request)."""

@@ -87,7 +87,7 @@ def _handler(
         def do_GET(self) -> None:
             self._started = time.perf_counter()
             url = urlsplit(self.path)
-            params = parse_qs(url.query)
+            params = parse_qs(url.query, keep_blank_values=True)  # a blank parameter is a value
             if url.path in ("/ping", "/healthz"):
                 self._reply(HTTPStatus.OK, b"Ok.\n")
             elif url.path == "/readyz":
@@ -126,7 +126,7 @@ def _handler(
         def do_POST(self) -> None:
             self._started = time.perf_counter()
             url = urlsplit(self.path)
-            params = parse_qs(url.query)
+            params = parse_qs(url.query, keep_blank_values=True)  # a blank parameter is a value
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_QUERY_BYTES:
                 self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"query too large\n")

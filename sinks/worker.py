@@ -28,7 +28,9 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from tenacity import (
     Retrying,
+    retry_if_exception,
     retry_if_exception_type,
+    stop_after_delay,
     stop_any,
     stop_never,
     wait_exponential_jitter,
@@ -40,7 +42,7 @@ from schemas.dead_letters import dead_letter_headers
 from sinks import dead_letter_rows
 from sinks.batch import Batch, Run
 from sinks.clickhouse import call
-from sinks.errors import ClickHouseRejectedError, ClickHouseUnavailableError
+from sinks.errors import ClickHouseRejectedError, ClickHouseUnavailableError, RebalanceError
 from sinks.intents import Intents
 from sinks.metrics import SinkMetrics
 from sinks.repeats import RepeatFilter, identity
@@ -134,6 +136,7 @@ class TableSink:
         self._warm_until: dict[int, tuple[int, int, float]] = {}
         self._rows_per_message = 1.0
         self._running = False
+        self._callback_error: Exception | None = None
         self._clickhouse_down = False
         self._pool = ThreadPoolExecutor(settings.insert_parallelism, f"{spec.table}-insert")
         self._m = {
@@ -153,7 +156,9 @@ class TableSink:
 
     def run(self) -> None:
         self._consumer.subscribe(
-            [self.spec.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+            [self.spec.topic],
+            on_assign=self._guarded(self._on_assign),
+            on_revoke=self._guarded(self._on_revoke),
         )
         log.info("sink %s: consuming %s", self.spec.table, self.spec.topic)
         self._running = True
@@ -163,6 +168,10 @@ class TableSink:
                 wanted = max(1, min(10_000, int(room / self._rows_per_message)))
                 for msg in self._consumer.consume(num_messages=wanted, timeout=0.1):
                     self._take(msg)
+                if self._callback_error is not None:
+                    raise RebalanceError(f"sink {self.spec.table}: {self._callback_error}") from (
+                        self._callback_error
+                    )
                 if self._batch.due(time.monotonic()):
                     self.flush(self._flushable())
             self.flush(self._flushable())
@@ -231,15 +240,28 @@ class TableSink:
         """Consuming, and ClickHouse took the last insert (or none was needed yet)."""
         return self._running and not self._clickhouse_down
 
+    def _guarded(self, callback: Callable[[Consumer, list[TopicPartition]], None]) -> Callable:
+        """A rebalance callback that never raises into librdkafka: an exception raised there
+        came out of consume() as a bare KafkaError that no ``except`` matches, and ended the
+        consumer thread of a live process (make proof-cluster). It is raised from the loop."""
+
+        def guarded(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            try:
+                callback(consumer, partitions)
+            except Exception as exc:
+                self._callback_error = exc
+
+        return guarded
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.metrics.rebalances.labels(self.spec.table).inc()
         self._owned |= {tp.partition for tp in partitions}
         start, lows = {}, {}
-        for tp in consumer.committed(partitions, timeout=30):
+        for tp in _asking(lambda: consumer.committed(partitions, timeout=30)):
             if tp.offset >= 0:
                 start[tp.partition] = tp.offset
             else:  # nothing committed yet: consumption starts at the log start (earliest)
-                lows[tp.partition], _ = consumer.get_watermark_offsets(tp, timeout=30)
+                lows[tp.partition] = _log_start(consumer, tp)
                 start[tp.partition] = lows[tp.partition]
         self._warm_up(consumer, partitions, start, lows)
         replay = self._intents.pending(start)
@@ -270,7 +292,7 @@ class TableSink:
             p = tp.partition
             begin = start[p]
             if begin > lows.get(p, 0):  # a start at the log start has nothing before it
-                low, _ = consumer.get_watermark_offsets(tp, timeout=30)
+                low = _log_start(consumer, tp)
                 begin = max(low, begin - self._repeats.window)
             if begin < start[p]:
                 self._warm_until[p] = (start[p], begin, time.monotonic())
@@ -528,3 +550,37 @@ class TableSink:
                 self.metrics.lag.labels(self.spec.table, str(run.partition)).set(
                     max(high - run.last - 1, 0)
                 )
+
+
+def _retriable(exc: BaseException) -> bool:
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
+    if not isinstance(error, KafkaError):
+        return False
+    return error.retriable() or error.code() in _MOVING
+
+
+# While a broker stops or restarts, a partition's leader moves and a request meanwhile fails
+# with one of these. Raised from the assignment callback, it ended the sink's consumer thread
+# (make proof-cluster, fault leader-broker-stop): ask again until the new leader answers.
+_MOVING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+}
+
+
+def _asking(request: Callable[[], Any]) -> Any:
+    return Retrying(
+        retry=retry_if_exception(_retriable),
+        wait=wait_exponential_jitter(multiplier=0.2, max=3.0, jitter=0.2),
+        stop=stop_after_delay(120),
+        reraise=True,
+    )(request)
+
+
+def _log_start(consumer: Consumer, tp: TopicPartition) -> int:
+    low, _ = _asking(lambda: consumer.get_watermark_offsets(tp, timeout=30))
+    return low

@@ -28,10 +28,13 @@ SECRET = "integration-test-secret-0123456789"
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory) -> Iterator[EmbeddedBroker]:
+def broker(tmp_path_factory, pytestconfig) -> Iterator[EmbeddedBroker]:
     folder = tmp_path_factory.mktemp("broker")
     with EmbeddedBroker(port=0, data_dir=folder / "data", log_path=folder / "kafka.log") as kafka:
-        print(f"\nKafka {kafka_version()} on {kafka.bootstrap}: ready in {kafka.started_in_s:.1f}s")
+        terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+        line = f"Kafka {kafka_version()} on {kafka.bootstrap}: ready in {kafka.started_in_s:.1f}s"
+        if terminal is not None:  # shown however pytest captures output
+            terminal.write_line(f"\n{line}")
         yield kafka
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from streams.broker import EmbeddedBroker, free_port
-from streams.errors import BrokerError
+from streams.errors import BrokerError, KafkaUnavailableError
 from streams.producer import EventProducer
 from streams.settings import KafkaSettings
 from streams.topics import ensure_topics, pulse_topics, wait_for_broker
@@ -201,3 +201,12 @@ def test_kcat_and_the_consumer_groups_command_read_a_running_pipeline(pulse_env,
         wait_for(lambda g=group, t=topic: len(lags := group_lags(bootstrap, g, t)) == 4
                  and set(lags.values()) == {"0"}, 90, f"lag 0 in {group}")  # fmt: skip
     assert processes.stop("sink") == 0 and processes.stop("streams") == 0
+
+
+def test_a_topic_the_broker_refuses_is_an_error_naming_it(broker):
+    admin = wait_for_broker(broker.bootstrap)
+    name = f"refused-{time.time_ns()}"
+    with pytest.raises(KafkaUnavailableError, match=f"creating topic {name}:.*replication"):
+        ensure_topics(admin, [name], 1, replication=3)  # one broker cannot hold 3 copies
+    with pytest.raises(KafkaUnavailableError, match=f"creating topic {name}:"):
+        ensure_topics(admin, [name], 1, config={"cleanup.policy": "no-such-policy"})

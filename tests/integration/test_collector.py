@@ -187,7 +187,8 @@ def test_a_broker_outage_gives_503_and_loses_nothing_accepted(tmp_path):
 
 
 def test_load_from_a_second_process(pulse_env, broker, tmp_path):
-    """Bounded in time and count; prints the figures (no threshold: this machine is shared)."""
+    """Bounded by count (the time limit is only a safety net, far beyond any machine's need);
+    prints the figures, judges none: this machine is shared."""
     ensure_topics(wait_for_broker(broker.bootstrap), pulse_topics(KafkaSettings()), 4)
     proc, base = start_collector(tmp_path, broker.bootstrap, pulse_env["PULSE_TOPIC_RAW"],
                                  PULSE_RATE_LIMIT_EVENTS_PER_S="1e9",
@@ -195,9 +196,9 @@ def test_load_from_a_second_process(pulse_env, broker, tmp_path):
     try:
         out = subprocess.run(
             [sys.executable, "-m", "streams", "collect-load", "--url", f"{base}/v1/events",
-             "--token", TOKEN, "--seconds", "4", "--max-events", "40000", "--batch", "50",
+             "--token", TOKEN, "--seconds", "600", "--max-events", "20000", "--batch", "50",
              "--clients", "4"],
-            cwd=REPO, capture_output=True, text=True, timeout=120,
+            cwd=REPO, capture_output=True, text=True, timeout=900,
         )  # fmt: skip
     finally:
         proc.terminate()
@@ -205,4 +206,4 @@ def test_load_from_a_second_process(pulse_env, broker, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     print(out.stdout.strip())
     result = dict(kv.split("=", 1) for kv in out.stdout.split("RESULT ", 1)[1].split()[:7])
-    assert int(result["accepted"]) == 40000 and float(result["p99_ms"]) > 0
+    assert int(result["accepted"]) == 20000 and float(result["p99_ms"]) > 0

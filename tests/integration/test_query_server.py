@@ -135,3 +135,14 @@ def test_only_the_admin_token_may_write(chdb_client, database):
         assert post(f"SELECT count() FROM {database}.b", None) == (200, "1\n")
     finally:
         srv.stop()
+
+
+def test_a_blank_query_parameter_is_a_value_not_a_missing_one(server):
+    srv, database = server
+    query = urllib.parse.urlencode({
+        "query": f"SELECT count() FROM {database}.t "
+        "WHERE ({name:String} = '' OR name = {name:String})",
+        "param_name": "",
+    })  # fmt: skip
+    with urllib.request.urlopen(f"{srv.url}/?{query}", timeout=30) as resp:
+        assert resp.read().decode().strip() == "2"  # blank: no filter, both rows
