@@ -178,7 +178,8 @@ class EmbeddedBroker:
         if (node.log_dir / "meta.properties").exists():
             return
         cmd = [java, "-cp", kafka_dist.classpath(libs), *self._log4j(), "kafka.tools.StorageTool"]
-        cmd += ["format", "-t", cluster_id, "-c", str(config)]
+        # "--cluster-id=": a base64 id may start with "-", which the tool would take as an option
+        cmd += ["format", f"--cluster-id={cluster_id}", "-c", str(config)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed: {done.stdout}{done.stderr}")

@@ -210,3 +210,10 @@ def test_a_topic_the_broker_refuses_is_an_error_naming_it(broker):
         ensure_topics(admin, [name], 1, replication=3)  # one broker cannot hold 3 copies
     with pytest.raises(KafkaUnavailableError, match=f"creating topic {name}:"):
         ensure_topics(admin, [name], 1, config={"cleanup.policy": "no-such-policy"})
+
+
+def test_a_cluster_id_starting_with_a_dash_formats(tmp_path):
+    # One random id in 64 starts with "-", which Kafka's storage tool read as an option.
+    tmp_path.joinpath("cluster-id").write_text("-" + "A" * 21)
+    with EmbeddedBroker(port=0, data_dir=tmp_path) as kafka:
+        assert wait_for_broker(kafka.bootstrap, timeout_s=30) is not None
