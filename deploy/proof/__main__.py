@@ -68,14 +68,14 @@ def faults(stack: Stack, load: Load, outage_s: float) -> list[Fault]:
         replay_slice(stack.bootstrap, load, per_partition=150)
 
     def kill_broker() -> None:
-        stack.kafka.kill_node(1)  # no controlled shutdown: leaders move when it is missed
+        stack.kafka.nodes[1].kill()  # no controlled shutdown: leaders move when it is missed
         time.sleep(outage_s)
         stack.kafka.start_node(1)
         stack.kafka.wait_ready()
 
     def stop_leader() -> None:
         index = leader_of(stack.bootstrap, RAW_TOPIC, 0) - 1
-        stack.kafka.stop_node(index)  # a controlled shutdown: leadership moves first
+        stack.kafka.nodes[index].stop()  # a controlled shutdown: leadership moves first
         time.sleep(outage_s)
         stack.kafka.start_node(index)
         stack.kafka.wait_ready()

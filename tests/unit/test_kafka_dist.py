@@ -7,8 +7,8 @@ import hashlib
 import pytest
 
 from streams import kafka_dist
-from streams.broker import Node, render_config
 from streams.errors import BrokerError
+from streams.kafka_node import Node, render_config
 
 
 def test_every_pinned_jar_has_a_sha256_and_the_broker_and_tools_are_pinned():
