@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from sinks.errors import ClickHouseError, SinkError
-from sinks.questions import GROUPINGS
+from sinks.query.questions import GROUPINGS
 from sinks.settings import ClickHouseSettings, SinkSettings
 
 log = logging.getLogger("pulse.sinks")
@@ -75,7 +75,6 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
     from sinks.metrics import SinkMetrics
     from sinks.migrate import migrate as apply
     from sinks.ops_server import OpsServer
-    from sinks.query_server import QueryServer
     from sinks.tables import table_specs
     from sinks.worker import TableSink
 
@@ -93,15 +92,7 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
     metrics = SinkMetrics()
     server = None
     if serve_queries if serve_queries is not None else settings.embedded:
-        admin = settings.query_admin_token
-        server = QueryServer(
-            client,
-            settings.query_bind,
-            settings.query_port,
-            settings.database,
-            metrics.registry,
-            admin_token=admin.get_secret_value() if admin else None,
-        ).start()
+        server = _query_server(settings, settings.query_bind, settings.query_port, metrics.registry)
         log.info("read-only SQL on %s, dashboard on %s/dashboard", server.url, server.url)
 
     specs = table_specs(settings)
@@ -166,6 +157,24 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
     sys.exit(1 if failed.is_set() else 0)
 
 
+def _query_server(settings: ClickHouseSettings, bind: str, port: int, registry=None):
+    """The query port, its pool of clients on the database, started."""
+    from sinks.clickhouse import connect
+    from sinks.query.server import QueryServer
+
+    admin = settings.query_admin_token
+    return QueryServer(
+        lambda: connect(settings.clickhouse_url, settings.database, **settings.connect_options()),
+        bind,
+        port,
+        settings.database,
+        registry,
+        admin_token=admin.get_secret_value() if admin else None,
+        limits=settings.query_limits(),
+        max_concurrent=settings.query_max_concurrent,
+    ).start()
+
+
 @cli.command()
 @click.argument("query")
 @click.option("--format", "fmt", default="PrettyCompact", show_default=True)
@@ -175,7 +184,7 @@ def sql(query: str, fmt: str) -> None:
     Embedded mode: through the running sink that owns chDB (PULSE_QUERY_URL), or by opening
     chDB directly when nothing runs. Server mode: against PULSE_CLICKHOUSE_URL.
     """
-    from sinks.sql import run_query
+    from sinks.query.sql import run_query
 
     settings = ClickHouseSettings()
     try:
@@ -193,16 +202,10 @@ def dashboard(port: int | None, bind: str | None) -> None:
     """Serve the dashboard (and read-only SQL) against PULSE_CLICKHOUSE_URL until SIGINT.
 
     For a ClickHouse server; in embedded mode the running sink already serves it."""
-    from sinks.clickhouse import connect
-    from sinks.query_server import QueryServer
-
     _setup_logging()
     settings = ClickHouseSettings()
     try:
-        client = connect(settings.clickhouse_url, settings.database, **settings.connect_options())
-        server = QueryServer(
-            client, bind or settings.query_bind, port or settings.query_port, settings.database
-        ).start()
+        server = _query_server(settings, bind or settings.query_bind, port or settings.query_port)
     except (SinkError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"dashboard: {server.url}/dashboard (Ctrl-C stops)")
@@ -235,8 +238,8 @@ def query(name, list_, since, until, group_by, instance, plugin, frontend_system
     filters and limit are query parameters, never SQL text."""
     from datetime import UTC, datetime
 
-    from sinks import questions
-    from sinks.sql import run_query
+    from sinks.query import questions
+    from sinks.query.sql import run_query
 
     if list_ or not name:
         width = max(len(n) for n in questions.QUESTIONS)

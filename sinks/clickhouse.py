@@ -59,7 +59,7 @@ def connect(url: str, database: str | None = None, **options: Any) -> Client:
     secrets = [s for s in (urlsplit(url).password, options.get("password")) if s]
     try:
         if url.startswith("chdb:"):
-            return clickhouse_connect.get_client(dsn=url)
+            return clickhouse_connect.get_client(dsn=url, database=database)
         scheme = urlsplit(url).scheme
         if scheme not in ("http", "https"):
             raise ValueError(f"unsupported scheme {scheme!r}: use chdb://, http:// or https://")

@@ -30,3 +30,23 @@ class MigrationError(SinkError):
 
 class RebalanceError(SinkError):
     """Taking over or handing back partitions failed (e.g. Kafka kept refusing a request)."""
+
+
+class QueryRefusedError(ClickHouseRejectedError):
+    """An analyst's query outside the query policy or its limits. ``reason`` is a stable code
+    (``forbidden_table_function``, ``limit_exceeded``, …); ``status`` the HTTP answer."""
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        status: int = 403,
+        code: int | None = 497,
+        name: str | None = "ACCESS_DENIED",
+    ) -> None:
+        super().__init__(message, code, name)
+        self.reason = reason
+        self.status = status
+
+    def __str__(self) -> str:
+        return f"{super().__str__()} ({self.reason})"

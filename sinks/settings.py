@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sinks.query.limits import QueryLimits
+
 
 def _default_clickhouse_url() -> str:
     return "chdb://" + str(Path(".pulse/clickhouse").resolve())
@@ -43,6 +45,18 @@ class ClickHouseSettings(BaseSettings):
     query_admin_token: SecretStr | None = Field(
         None, description="bearer token that may run writing statements on the query port"
     )
+    query_max_concurrent: int = Field(
+        4, ge=1, description="analyst queries run at once; beyond it the query port answers 429"
+    )
+    query_max_execution_s: float = Field(60.0, gt=0, description="an analyst query's time limit")
+    query_max_memory_bytes: int = Field(1 << 30, ge=1 << 20, description="per analyst query")
+    query_max_rows_to_read: int = Field(1_000_000_000, ge=1)
+    query_max_bytes_to_read: int = Field(20 << 30, ge=1)
+    query_max_result_rows: int = Field(1_000_000, ge=1)
+    query_max_result_bytes: int = Field(128 << 20, ge=1)
+    query_max_threads: int = Field(
+        2, ge=1, description="threads per analyst query (the rest stay with ingestion)"
+    )
 
     @field_validator("database")
     @classmethod
@@ -50,6 +64,17 @@ class ClickHouseSettings(BaseSettings):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
             raise ValueError("database must be a plain identifier")
         return value
+
+    def query_limits(self) -> QueryLimits:
+        return QueryLimits(
+            max_execution_s=self.query_max_execution_s,
+            max_memory_bytes=self.query_max_memory_bytes,
+            max_rows_to_read=self.query_max_rows_to_read,
+            max_bytes_to_read=self.query_max_bytes_to_read,
+            max_result_rows=self.query_max_result_rows,
+            max_result_bytes=self.query_max_result_bytes,
+            max_threads=self.query_max_threads,
+        )
 
     @property
     def embedded(self) -> bool:

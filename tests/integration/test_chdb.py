@@ -6,7 +6,7 @@ import pytest
 
 from sinks.errors import ClickHouseRejectedError, MigrationError
 from sinks.migrate import Migration, load, migrate
-from sinks.readonly import run_readonly
+from sinks.query.guard import run_readonly
 
 
 def test_migrate_is_idempotent_and_recorded(chdb_client, database):
@@ -43,17 +43,20 @@ def test_an_edited_migration_is_refused(chdb_client, database):
 def test_readonly_guard_refuses_writes(chdb_client, database, sql):
     migrate(chdb_client, database)
     with pytest.raises(ClickHouseRejectedError):
-        run_readonly(chdb_client, sql.format(db=database), "TabSeparated")
+        run_readonly(chdb_client, sql.format(db=database), "TabSeparated", database=database)
     assert chdb_client.command(f"EXISTS DATABASE {database}") == 1
 
 
 def test_reading_queries_run_and_do_not_leak_readonly(chdb_client, database):
     migrate(chdb_client, database)
     out = run_readonly(
-        chdb_client, f"-- how many?\nSELECT count() AS n FROM {database}.events FORMAT JSON", "TSV"
+        chdb_client,
+        f"-- how many?\nSELECT count() AS n FROM {database}.events FORMAT JSON",
+        "TSV",
+        database=database,
     )
     assert b'"n": 0' in out or b'"n":0' in out or b'"n": "0"' in out
-    assert run_readonly(chdb_client, f"SHOW TABLES FROM {database}", "TSV")
+    assert run_readonly(chdb_client, f"SHOW TABLES FROM {database}", "TSV", database=database)
     # A writer sharing the engine can still insert with its own per-call settings.
     chdb_client.insert(
         f"{database}.schema_migrations",

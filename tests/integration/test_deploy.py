@@ -95,3 +95,40 @@ def test_kubernetes_manifests_render_and_validate_offline():
 def test_compose_runs_the_kafka_version_the_project_pins():
     image = compose()["services"]["kafka"]["image"]
     assert image == f"apache/kafka:{kafka_version()}"
+
+
+def test_the_analysts_clickhouse_user_reads_pulse_only_within_the_query_limits():
+    """The server-mode user for analysts' tools: SELECT on pulse.* and nothing else, read-only,
+    the same limits as the query port's defaults, capped by constraints; compose uses it."""
+    from xml.etree import ElementTree
+
+    from sinks.settings import ClickHouseSettings
+
+    path = "deploy/clickhouse/users.d/pulse-analysts.xml"
+    root = ElementTree.parse(REPO / path).getroot()
+    user = root.find("users/pulse_analyst")
+    assert [q.text for q in user.findall("grants/query")] == ["GRANT SELECT ON pulse.*"]
+    assert user.find("password").get("from_env") == "PULSE_ANALYST_PASSWORD"
+    profile = root.find(f"profiles/{user.findtext('profile')}")
+    defaults = ClickHouseSettings().query_limits()
+    expected = {
+        "readonly": 2,
+        "max_execution_time": defaults.max_execution_s,
+        "max_memory_usage": defaults.max_memory_bytes,
+        "max_rows_to_read": defaults.max_rows_to_read,
+        "max_bytes_to_read": defaults.max_bytes_to_read,
+        "max_result_rows": defaults.max_result_rows,
+        "max_result_bytes": defaults.max_result_bytes,
+        "max_threads": defaults.max_threads,
+        "max_concurrent_queries_for_user": ClickHouseSettings().query_max_concurrent,
+    }
+    for name, value in expected.items():
+        assert float(profile.findtext(name)) == value, name
+        if name not in ("readonly", "max_concurrent_queries_for_user"):
+            assert float(profile.findtext(f"constraints/{name}/max")) == value, name
+    assert profile.find("constraints/readonly/const") is not None
+    services = compose()["services"]
+    mount = f"./{path}:/etc/clickhouse-server/users.d/pulse-analysts.xml:ro"
+    assert mount in services["clickhouse"]["volumes"]
+    assert "pulse_analyst@" in services["dashboard"]["environment"]["PULSE_CLICKHOUSE_URL"]
+    assert services["grafana"]["environment"]["PULSE_CLICKHOUSE_READER_USER"] == "pulse_analyst"

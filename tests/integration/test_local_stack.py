@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from sinks.errors import SinkError
-from sinks.sql import query_via_server
+from sinks.query.sql import query_via_server
 from streams.broker import free_port
 
 from .conftest import REPO, wait_for

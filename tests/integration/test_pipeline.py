@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 
 from schemas import ANALYTICS_EVENT, Encoder, default_catalog
 from sinks.errors import SinkError
-from sinks.sql import query_via_server
+from sinks.query.sql import query_via_server
 from streams.producer import EventProducer
 from streams.settings import KafkaSettings
 from streams.topics import ensure_topics, pulse_topics, wait_for_broker

@@ -18,10 +18,17 @@ import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from sinks.query_server import QueryServer
+from sinks.query.server import QueryServer
 from streams.broker import free_port
 
 from .conftest import REPO, wait_for
+
+
+def pool(chdb_client, database):
+    """Makes the query server's clients: on the test engine, in the test's database."""
+    return lambda: clickhouse_connect.get_client(
+        dsn=f"chdb://{chdb_client.path}", database=database
+    )
 
 
 @pytest.fixture
@@ -39,7 +46,7 @@ def server(chdb_client, database):
         ],
         column_names=["id", "name", "at", "tags", "score"],
     )
-    srv = QueryServer(chdb_client, "127.0.0.1", free_port()).start()
+    srv = QueryServer(pool(chdb_client, database), "127.0.0.1", free_port(), database).start()
     yield srv, database
     srv.stop()
 
@@ -58,7 +65,7 @@ def test_clickhouse_connect_http_client_gets_typed_rows(server):
         (1, "catalog", datetime.datetime(2026, 1, 2, 3, 4, 5, 678000), ["a", "b"], 1.5),
         (2, "techdocs", datetime.datetime(2026, 1, 3, 0, 0, 0), [], None),
     ]
-    with pytest.raises(DatabaseError, match=r"READONLY|only reading"):
+    with pytest.raises(DatabaseError, match=r"not_reading"):
         client.command(f"DROP TABLE {database}.t")
     assert client.command(f"SELECT count() FROM {database}.t") == 2  # still there
 
@@ -102,8 +109,18 @@ def test_the_dashboard_runs_standalone_against_a_clickhouse_url(tmp_path):
         assert len(script) > 1_000_000  # plotly.js, from the installed package
         base = f"http://127.0.0.1:{port}"
         assert urllib.request.urlopen(f"{base}/readyz", timeout=10).status == 200
+        for sql, reason in [
+            ("SELECT * FROM file('/etc/passwd', 'LineAsString')", "forbidden_table_function"),
+            ("SELECT * FROM system.users", "forbidden_database"),
+            ("SELECT groupArray(number) FROM numbers(2000000000)", "limit_exceeded"),
+        ]:
+            request = urllib.request.Request(f"{base}/", sql.encode(), method="POST")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=60)
+            assert refused.value.headers["X-Pulse-Refused"] == reason
         metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
         assert 'pulse_query_requests_total{code="200",endpoint="/dashboard"}' in metrics
+        assert 'pulse_query_refused_total{reason="forbidden_database"} 1.0' in metrics
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
@@ -112,7 +129,10 @@ def test_the_dashboard_runs_standalone_against_a_clickhouse_url(tmp_path):
 def test_only_the_admin_token_may_write(chdb_client, database):
     chdb_client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
     chdb_client.command(f"CREATE TABLE {database}.a (id UInt32) ENGINE = MergeTree ORDER BY id")
-    srv = QueryServer(chdb_client, "127.0.0.1", free_port(), admin_token="admin-0123456789abcdef")
+    srv = QueryServer(
+        pool(chdb_client, database), "127.0.0.1", free_port(), database,
+        admin_token="admin-0123456789abcdef",
+    )  # fmt: skip
     srv.start()
 
     def post(sql: str, token: str | None) -> tuple[int, str]:
@@ -128,7 +148,7 @@ def test_only_the_admin_token_may_write(chdb_client, database):
         insert = f"INSERT INTO {database}.a VALUES (1)"
         for token in (None, "admin-0123456789abcdeX"):
             code, text = post(insert, token)
-            assert code == 500 and "only reading" in text
+            assert code == 403 and "only SELECT" in text
         assert post(insert, "admin-0123456789abcdef")[0] == 200
         rename = f"RENAME TABLE {database}.a TO {database}.b"
         assert post(rename, "admin-0123456789abcdef")[0] == 200

@@ -11,10 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from schemas.dead_letters import dead_letter_headers
-from sinks import dashboard, dead_letter_rows, questions
+from sinks import dead_letter_rows
 from sinks.migrate import migrate
-from sinks.query_server import asker
-from sinks.readonly import run_readonly
+from sinks.query import dashboard, questions
+from sinks.query.guard import Guard, run_readonly
+from sinks.query.server import asker
 from sinks.tables import EVENT_COLUMNS
 from streams.enrich import enrich
 from streams.pseudonymize import Pseudonymizer
@@ -70,7 +71,7 @@ def ask(client, database, name, **kw) -> list[dict]:
         questions.get(name), database, since=kw.pop("since", SINCE), until=kw.pop("until", UNTIL),
         **kw,
     )  # fmt: skip
-    text = run_readonly(client, sql, "JSONEachRow", params).decode()
+    text = run_readonly(client, sql, "JSONEachRow", params, database).decode()
     return [json.loads(line) for line in text.splitlines() if line]
 
 
@@ -365,11 +366,11 @@ def test_the_dashboard_draws_every_chart_and_escapes_the_data(chdb_client, datas
         [[hostile[c] for c in EVENT_COLUMNS]],
         column_names=list(EVENT_COLUMNS),
     )
-    page = dashboard.render(asker(chdb_client, database), "7d", now=UNTIL)
+    page = dashboard.render(asker(Guard(database), chdb_client), "7d", now=UNTIL)
     for chart in ("usage", "plugins", "trend", "templates", "search", "dead-letters"):
         assert f'data-chart="{chart}"' in page
     assert 'class="chart empty"' not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # the search term, escaped
     assert "<script>alert(1)</script>" not in page
     with pytest.raises(questions.QuestionError):
-        dashboard.render(asker(chdb_client, database), "forever")
+        dashboard.render(asker(Guard(database), chdb_client), "forever")

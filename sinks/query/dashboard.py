@@ -18,7 +18,7 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.offline
 
-from sinks import questions
+from sinks.query import questions
 
 Ask = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
 """Runs a question: (name, render keyword arguments) -> rows."""

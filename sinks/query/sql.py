@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 import urllib3
 
 from sinks.clickhouse import connect
-from sinks.errors import ClickHouseRejectedError, ClickHouseUnavailableError
-from sinks.readonly import run_readonly
+from sinks.errors import ClickHouseRejectedError, ClickHouseUnavailableError, QueryRefusedError
+from sinks.query.guard import run_readonly
 from sinks.settings import ClickHouseSettings
 
 _http = urllib3.PoolManager()
@@ -39,7 +39,14 @@ def query_via_server(
     text = resp.data.decode("utf-8", "replace")
     if resp.status != 200:
         code = resp.headers.get("X-ClickHouse-Exception-Code")
-        raise ClickHouseRejectedError(text.strip(), int(code) if code else None)
+        code_number = int(code) if code and code.isdigit() else None
+        reason = resp.headers.get("X-Pulse-Refused")
+        if reason:
+            message = text.strip().removesuffix(f" ({reason})")
+            raise QueryRefusedError(reason, message, resp.status, code_number)
+        if resp.status == 503:
+            raise ClickHouseUnavailableError(text.strip(), code_number)
+        raise ClickHouseRejectedError(text.strip(), code_number)
     return text
 
 
@@ -53,4 +60,5 @@ def run_query(
     if settings.embedded and query_server_up(settings.query_url):
         return query_via_server(settings.query_url, query, fmt, parameters)
     client = connect(settings.clickhouse_url, settings.database, **settings.connect_options())
-    return run_readonly(client, query, fmt, parameters).decode("utf-8", "replace")
+    body = run_readonly(client, query, fmt, parameters, settings.database, settings.query_limits())
+    return body.decode("utf-8", "replace")

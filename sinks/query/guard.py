@@ -1,0 +1,156 @@
+"""Analysts' SQL, confined: ClickHouse parses it, the policy judges the parse, the limits bound it.
+
+Every path that takes SQL from an analyst (the query port, the dashboard, the CLI's ``sql`` and
+``query``) runs it here. The query is normalised by ClickHouse (``formatQuerySingleLine``: one
+statement or a syntax error), its ``EXPLAIN AST`` is checked by ``policy`` with the query's
+parameters bound (so an ``Identifier`` parameter is judged by its value), and a SELECT runs with
+Pulse's limits appended as its SETTINGS clause. The checked text is the text that runs.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+
+from clickhouse_connect.driver.client import Client
+
+from sinks.clickhouse import call
+from sinks.errors import ClickHouseError, ClickHouseRejectedError, QueryRefusedError
+from sinks.query.limits import LIMIT_CODES, MARKER_PREFIX, QueryLimits
+from sinks.query.policy import Catalog, Policy
+from sinks.query.syntax_tree import SyntaxTreeError, parse
+
+_FORMAT = re.compile(r"\sFORMAT\s+([A-Za-z0-9_]+)$")
+_PARAMETER_CODES = frozenset({456, 457})  # UNKNOWN_QUERY_PARAMETER, BAD_QUERY_PARAMETER
+CANCELLED_CODE = 394  # QUERY_WAS_CANCELLED
+
+
+@dataclass(frozen=True)
+class Prepared:
+    statement: str  # what runs: the normalised query, limits appended to a SELECT
+    fmt: str | None  # the FORMAT the query asked for
+    kind: str
+    marker: str  # its log_comment, to find it in system.processes
+
+
+def new_marker() -> str:
+    return MARKER_PREFIX + uuid.uuid4().hex
+
+
+class Guard:
+    """Runs analysts' queries against ``database`` within ``limits``; thread-safe."""
+
+    def __init__(self, database: str, limits: QueryLimits | None = None) -> None:
+        self.database = database
+        self.limits = limits or QueryLimits()
+        self._policy: Policy | None = None
+        self._readonly_already = False
+        self._lock = threading.Lock()
+
+    def policy(self, client: Client) -> Policy:
+        with self._lock:
+            if self._policy is None:
+                tables = call(
+                    "reading table functions",
+                    client.query,
+                    "SELECT name FROM system.table_functions",
+                ).result_rows
+                functions = call(
+                    "reading functions",
+                    client.query,
+                    "SELECT name, alias_to, categories FROM system.functions "
+                    "WHERE NOT is_aggregate",
+                ).result_rows
+                catalog = Catalog.from_rows([t for (t,) in tables], functions)
+                # A server's analysts profile may already be read-only; there, setting
+                # ``readonly`` again is itself refused.
+                readonly = call("reading readonly", client.command, "SELECT getSetting('readonly')")
+                self._readonly_already = str(readonly) != "0"
+                self._policy = Policy(self.database, catalog)
+            return self._policy
+
+    def prepare(
+        self, client: Client, sql: str, parameters: dict[str, object] | None = None
+    ) -> Prepared:
+        """Refuse (``QueryRefusedError``) or return the statement to run."""
+        policy = self.policy(client)
+        normalised = _asking(
+            "parsing the query", client, "SELECT formatQuerySingleLine({q:String})", {"q": sql}
+        )[0][0]
+        fmt = None
+        match = _FORMAT.search(normalised)
+        if match:
+            fmt = match.group(1)
+            normalised = normalised[: match.start()]
+        policy.precheck(normalised)
+        rows = _asking("explaining the query", client, f"EXPLAIN AST {normalised}", parameters)
+        try:
+            root = parse([row for (row,) in rows])
+        except SyntaxTreeError as exc:
+            raise QueryRefusedError("unparsable_query", f"cannot judge this query: {exc}",
+                                    400, 62, "SYNTAX_ERROR") from exc  # fmt: skip
+        kind = policy.check(root, normalised)
+        marker = new_marker()
+        if kind == "SELECT":
+            clause = self.limits.clause(marker, readonly=not self._readonly_already)
+            normalised = f"{normalised} SETTINGS {clause}"
+        return Prepared(normalised, fmt, kind, marker)
+
+    def run(
+        self,
+        client: Client,
+        sql: str,
+        default_format: str,
+        parameters: dict[str, object] | None = None,
+        prepared: Prepared | None = None,
+    ) -> bytes:
+        """Run one analyst query; ``parameters`` fill its ``{name:Type}`` placeholders."""
+        prepared = prepared or self.prepare(client, sql, parameters)
+        try:
+            return call(
+                "query",
+                client.raw_query,
+                prepared.statement,
+                parameters=parameters or None,
+                fmt=prepared.fmt or default_format,
+            )
+        except ClickHouseError as exc:
+            if exc.code in LIMIT_CODES:
+                raise QueryRefusedError(
+                    "limit_exceeded", str(exc), 413, exc.code, exc.name
+                ) from exc
+            if exc.code == CANCELLED_CODE:
+                raise QueryRefusedError("cancelled", str(exc), 499, exc.code, exc.name) from exc
+            raise
+
+
+def cancel(client: Client, marker: str) -> None:
+    """Kill the running query tagged ``marker`` (a client went away)."""
+    call(
+        "cancelling a query",
+        client.command,
+        "KILL QUERY WHERE Settings['log_comment'] = {m:String} ASYNC",
+        parameters={"m": marker},
+    )
+
+
+def _asking(doing: str, client: Client, sql: str, parameters: dict[str, object] | None) -> list:
+    try:
+        return call(doing, client.query, sql, parameters=parameters or None).result_rows
+    except ClickHouseRejectedError as exc:
+        reason = "bad_parameter" if exc.code in _PARAMETER_CODES else "syntax_error"
+        raise QueryRefusedError(reason, str(exc), 400, exc.code, exc.name) from exc
+
+
+def run_readonly(
+    client: Client,
+    sql: str,
+    default_format: str,
+    parameters: dict[str, object] | None = None,
+    database: str = "pulse",
+    limits: QueryLimits | None = None,
+) -> bytes:
+    """One analyst query on ``client`` (a fresh guard: for one-off callers such as the CLI)."""
+    return Guard(database, limits).run(client, sql, default_format, parameters)

@@ -1,0 +1,135 @@
+"""Queries an analyst must not run, each with the rule that refuses it. ``{db}`` is Pulse's
+database, ``{secret}`` a file on the host, ``{url}`` an HTTP server that counts its requests."""
+
+from __future__ import annotations
+
+FILE = "file('{secret}', 'LineAsString')"
+TABLE_FUNCTIONS = [
+    FILE,
+    "url('{url}', 'LineAsString')",
+    "urlCluster('default', '{url}', 'LineAsString')",
+    "s3('{url}/b/k.csv', 'CSV')",
+    "hdfs('hdfs://127.0.0.1:9000/x', 'TSV')",
+    "remote('127.0.0.1:9000', system.one)",
+    "remoteSecure('127.0.0.1:9440', system.one)",
+    "cluster('default', system.one)",
+    "mysql('127.0.0.1:3306', 'db', 't', 'u', 'p')",
+    "postgresql('127.0.0.1:5432', 'db', 't', 'u', 'p')",
+    "jdbc('jdbc:mysql://127.0.0.1/db', 't')",
+    "odbc('DSN=x', 't')",
+    "executable('cat', 'TSV', 'a String', (SELECT 1))",
+    "dictionary('d')",
+    "input('a String')",
+    "merge('system', '.*')",
+    "sqlite('{secret}', 't')",
+    "mongodb('127.0.0.1:27017', 'db', 'c', 'u', 'p', 'a String')",
+    "redis('127.0.0.1:6379', 'k', 'k String')",
+    "azureBlobStorage('{url}', 'c', 'b')",
+    "iceberg('{url}')",
+    "deltaLake('{url}')",
+    "hudi('{url}')",
+    "fileCluster('default', '{secret}')",
+    "filesystem('/')",
+    "loop(system, one)",
+    "python('x')",
+    "mergeTreeIndex({db}, events)",
+]
+HOSTILE: list[tuple[str, str]] = [
+    # Table functions, plain and hidden in every kind of clause.
+    *[(f"SELECT * FROM {f}", "forbidden_table_function") for f in TABLE_FUNCTIONS],
+    (f"SELECT * FROM (SELECT * FROM {FILE})", "forbidden_table_function"),
+    (f"WITH x AS (SELECT * FROM {FILE}) SELECT * FROM x", "forbidden_table_function"),
+    ("SELECT * FROM {db}.events AS e INNER JOIN " + FILE + " AS f ON 1 = 1",
+     "forbidden_table_function"),
+    (f"SELECT 1 UNION ALL SELECT * FROM {FILE}", "forbidden_table_function"),
+    (f"SELECT 1 WHERE 'x' IN (SELECT * FROM {FILE})", "forbidden_table_function"),
+    (f"SELECT (SELECT any(line) FROM {FILE})", "forbidden_table_function"),
+    (f"SELECT * FROM view(SELECT * FROM {FILE})", "forbidden_table_function"),
+    (f"EXPLAIN SELECT * FROM {FILE}", "forbidden_table_function"),
+    (f"DESCRIBE TABLE {FILE}", "forbidden_table_function"),
+    ("SELECT * FROM format(LineAsString, file('{secret}'))", "forbidden_table_function"),
+    ("SELECT * FROM numbers(toUInt64(length(file('{secret}'))))", "forbidden_function"),
+    # Spelled in other cases, quoted, with comments inside the call.
+    ("SELECT * FROM FiLe('{secret}', 'LineAsString')", "forbidden_table_function"),
+    ("SELECT * FROM `file`('{secret}', 'LineAsString')", "forbidden_table_function"),
+    ('SELECT * FROM "URL"(\'{url}\', \'LineAsString\')', "forbidden_table_function"),
+    ("SELECT * FROM file/* x */(/* y */'{secret}', -- z\n 'LineAsString')",
+     "forbidden_table_function"),
+    ("select *\n\tfrom\n  file ( '{secret}' , 'LineAsString' )", "forbidden_table_function"),
+    # Scalar functions that read outside the query.
+    ("SELECT file('{secret}')", "forbidden_function"),
+    ("SELECT dictGet('d', 'a', toUInt64(1))", "forbidden_function"),
+    ("SELECT DICTGETSTRING('d', 'a', toUInt64(1))", "forbidden_function"),
+    ("SELECT joinGet('{db}.j', 'v', 1)", "forbidden_function"),
+    ("SELECT hasColumnInTable('system', 'users', 'name')", "forbidden_function"),
+    ("SELECT getServerSetting('path')", "forbidden_function"),
+    ("SELECT FQDN(), hostName()", "forbidden_function"),
+    ("SELECT aiGenerate('hello')", "forbidden_function"),
+    ("SELECT logTrace('x')", "forbidden_function"),
+    ("SELECT chdb('SELECT 1')", "forbidden_function"),
+    # Other databases.
+    ("SELECT * FROM system.users", "forbidden_database"),
+    ("SELECT * FROM `system`.`processes`", "forbidden_database"),
+    ('SELECT * FROM "system"."tables"', "forbidden_database"),
+    ("SELECT * FROM INFORMATION_SCHEMA.TABLES", "forbidden_database"),
+    ("SELECT * FROM default.t", "forbidden_database"),
+    ("SELECT 1 FROM {db}.events WHERE user_id IN system.users", "forbidden_database"),
+    ("SELECT * FROM {db}.events WHERE 1 IN (SELECT 1 FROM system.grants)",
+     "forbidden_database"),
+    ("WITH u AS (SELECT name FROM system.users) SELECT * FROM u", "forbidden_database"),
+    ("SHOW TABLES FROM system", "forbidden_database"),
+    ("SHOW CREATE TABLE system.users", "forbidden_database"),
+    ("DESCRIBE system.users", "forbidden_database"),
+    ("EXISTS TABLE system.users", "forbidden_database"),
+    # Settings that would lift the limits.
+    ("SELECT 1 SETTINGS readonly = 0", "forbidden_setting"),
+    ("SELECT count() FROM numbers(10) SETTINGS max_memory_usage = 0", "forbidden_setting"),
+    ("SELECT * FROM (SELECT 1 SETTINGS max_execution_time = 0)", "forbidden_setting"),
+    ("SELECT 1 FORMAT JSON SETTINGS max_result_rows = 0", "forbidden_setting"),
+    ("EXPLAIN header = 1 SELECT 1", "forbidden_setting"),
+    # Not reading, or writing somewhere.
+    ("SET max_memory_usage = 0", "not_reading"),
+    ("INSERT INTO {db}.events (event_id) VALUES ('x')", "not_reading"),
+    ("DROP TABLE {db}.events", "not_reading"),
+    ("ALTER TABLE {db}.events DELETE WHERE 1", "not_reading"),
+    ("CREATE TABLE {db}.x (a Int8) ENGINE = File(TSV, '{secret}')", "not_reading"),
+    ("SYSTEM FLUSH LOGS", "not_reading"),
+    ("KILL QUERY WHERE 1", "not_reading"),
+    ("SHOW PROCESSLIST", "not_reading"),
+    ("SHOW DATABASES", "not_reading"),
+    ("SHOW USERS", "not_reading"),
+    ("SELECT 1 PARALLEL WITH SELECT 2", "not_reading"),
+    ("SELECT 1 INTO OUTFILE '{secret}.out'", "forbidden_clause"),
+    ("SELECT 1; DROP TABLE {db}.events", "syntax_error"),
+    ("/* SELECT */ TRUNCATE TABLE {db}.events", "not_reading"),
+]  # fmt: skip
+# A parameter is judged by its value: an Identifier parameter cannot name another database.
+HOSTILE_PARAMETERS = [
+    ("SELECT * FROM {t:Identifier}", {"t": "system.users"}, "forbidden_database"),
+    ("SELECT * FROM {d:Identifier}.users", {"d": "system"}, "forbidden_database"),
+]
+# What analysts do run: each must pass the guard (results are checked elsewhere).
+ALLOWED = [
+    "SELECT count() FROM {db}.events",
+    "SELECT count() FROM events",
+    "SELECT * FROM {db}.events FINAL LIMIT 1",
+    "WITH s AS (SELECT plugin_id FROM {db}.events) SELECT count() FROM s",
+    "SELECT number FROM numbers(3) UNION ALL SELECT 1",
+    "SELECT * FROM system.one",
+    "SELECT format('{}-{}', 'a', 'b')",
+    "SELECT * FROM values('a UInt8', 1, 2)",
+    "SELECT * FROM generateRandom('a UInt8', 1) LIMIT 2",
+    "SELECT * FROM view(SELECT 1)",
+    "SELECT arrayMap(x -> x * 2, [1, 2])",
+    "DESCRIBE {db}.events",
+    "SHOW TABLES",
+    "SHOW TABLES FROM {db}",
+    "SHOW CREATE TABLE {db}.events",
+    "EXISTS TABLE {db}.events",
+    "EXPLAIN SELECT count() FROM {db}.events",
+    "SELECT 1 FORMAT JSONEachRow",
+]
+
+
+def fill(sql: str, db: str, secret: str, url: str) -> str:
+    return sql.replace("{db}", db).replace("{secret}", secret).replace("{url}", url)
