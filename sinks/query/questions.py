@@ -194,6 +194,19 @@ QUESTIONS: dict[str, Question] = {
             grouped=True,
         ),
         Question(
+            "unwindowed_events",
+            "Events per day and instance the stream could not window (later than its "
+            "retention): counted in events and the rollups, missing from usage_1m",
+            "SELECT day, instance_id, sum(events) AS events, sum(windowed) AS windowed, "
+            "sum(unwindowed) AS unwindowed FROM {db}.unwindowed_daily "
+            "WHERE " + _ROLLUP_RANGE["day"] + " "
+            "AND ({instance:String} = '' OR instance_id = {instance:String}) "
+            "AND ({plugin:String} = '' OR plugin_id = {plugin:String}) "
+            "GROUP BY day, instance_id ORDER BY day, instance_id",
+            "rollup",
+            filters=False,
+        ),
+        Question(
             "dead_letters_by_reason",
             "Dead letters by stage and reason, with the last one's time and detail",
             "SELECT stage, reason, count() AS messages, max(received_at) AS last_seen, "

@@ -4,10 +4,12 @@ the query server use."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 
+import clickhouse_connect
 import pytest
 
 from schemas.dead_letters import dead_letter_headers
@@ -15,8 +17,10 @@ from sinks import dead_letter_rows
 from sinks.migrate import migrate
 from sinks.query import dashboard, questions
 from sinks.query.guard import Guard, run_readonly
-from sinks.query.server import asker
+from sinks.query.server import QueryServer, asker
+from sinks.query.sql import query_via_server
 from sinks.tables import EVENT_COLUMNS
+from streams.broker import free_port
 from streams.enrich import enrich
 from streams.pseudonymize import Pseudonymizer
 from streams.traffic import Traffic, TrafficConfig
@@ -342,6 +346,42 @@ def test_dead_letters_by_reason(chdb_client, dataset):
     assert got[0]["last_detail"] == latest["detail"]
 
 
+def test_unwindowed_events_are_what_counts_1m_lacks(chdb_client, dataset):
+    """Every 13th event is one the stream could not window; the rest are in counts, some keys
+    emitted twice (an older, smaller version first): the question finds exactly the 13ths."""
+    database, events, _ = dataset
+    windowed = [e for i, e in enumerate(events) if i % 13]
+    counts: Counter = Counter(
+        (e["event_time"] // 60_000 * 60_000, e["instance_id"], e["plugin_id"], e["extension"],
+         e["action"]) for e in windowed
+    )  # fmt: skip
+    rows = []
+    for n, (key, count) in enumerate(counts.items()):
+        start = datetime.fromtimestamp(key[0] / 1000, UTC)
+        row = [start, 60_000, *key[1:], 0, count, 0.0, 10 + n, start]
+        rows.append(row)
+        if n % 5 == 0 and count > 1:  # superseded by the row above (higher version)
+            rows.append([*row[:7], count - 1, 0.0, n, start])
+    chdb_client.insert(f"{database}.counts_1m", rows, column_names=[
+        "window_start", "window_size_ms", "instance_id", "plugin_id", "extension", "action",
+        "source_partition", "event_count", "value_sum", "version", "emitted_at"])  # fmt: skip
+    try:
+        late = Counter((day_of(e), e["instance_id"]) for e in in_range(events[::13]))
+        got = ask(chdb_client, database, "unwindowed_events")
+        assert {(r["day"], r["instance_id"]): int(r["unwindowed"]) for r in got if
+                int(r["unwindowed"])} == late  # fmt: skip
+        assert sum(int(r["events"]) for r in got) == len(in_range(events))
+        one = sorted({e["instance_id"] for e in events})[0]
+        got = ask(
+            chdb_client, database, "unwindowed_events", filters=questions.Filters(instance=one)
+        )
+        assert sum(int(r["unwindowed"]) for r in got) == sum(
+            n for (_, i), n in late.items() if i == one
+        )
+    finally:
+        chdb_client.command(f"TRUNCATE TABLE {database}.counts_1m")
+
+
 def test_bad_requests_are_refused_with_a_reason():
     q = questions.get("active_users")
     with pytest.raises(questions.QuestionError, match="group by"):
@@ -374,3 +414,35 @@ def test_the_dashboard_draws_every_chart_and_escapes_the_data(chdb_client, datas
     assert "<script>alert(1)</script>" not in page
     with pytest.raises(questions.QuestionError):
         dashboard.render(asker(Guard(database), chdb_client), "forever")
+
+
+def test_every_question_answers_the_same_through_every_path(chdb_client, dataset):
+    """Each question, with and without each filter: the guard on chDB (checked against
+    independent answers above), the query port as the CLI asks it (blank filters included),
+    and clickhouse-connect's HTTP client as a server-mode tool would ask it."""
+    database, events, _ = dataset
+    path = chdb_client.path
+    server = QueryServer(
+        lambda: clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database),
+        "127.0.0.1", free_port(), database,
+    ).start()  # fmt: skip
+    port = int(server.url.rsplit(":", 1)[1])
+    http = clickhouse_connect.get_client(host="127.0.0.1", port=port, interface="http")
+    instance = sorted({e["instance_id"] for e in events})[0]
+    f = questions.Filters
+    variants = [f(), f(instance=instance), f(plugin="catalog"), f(frontend_system="NEW")]
+    asked = 0
+    try:
+        for question in questions.QUESTIONS.values():
+            groupings = ("day", "week", "hour", "total") if question.grouped else ("day",)
+            for group_by, filters in itertools.product(groupings, variants):
+                sql, params = questions.render(question, database, since=SINCE, until=UNTIL,
+                                               group_by=group_by, filters=filters)  # fmt: skip
+                direct = run_readonly(chdb_client, sql, "JSONEachRow", params, database)
+                cli = query_via_server(server.url, sql, "JSONEachRow", params).encode()
+                tool = http.raw_query(sql, parameters=params, fmt="JSONEachRow")
+                assert direct == cli == tool, (question.name, group_by, filters)
+                asked += 1
+    finally:
+        server.stop()
+    assert asked >= 4 * len(questions.QUESTIONS)

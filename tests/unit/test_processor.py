@@ -274,3 +274,53 @@ def test_a_flush_writes_buckets_and_one_count_message_per_partition():
     emitted = [c for _, v in flush.count_records for c in decode(v)["counts"]]
     assert sum(c["event_count"] for c in emitted) == len(events)
     assert proc.flush().count_records == []  # nothing changed since
+
+
+DECODE_COUNTS = Decoder(CATALOG, WINDOW_COUNT_BATCH)
+
+
+def _latest_counts(records, latest: dict) -> None:
+    """Keep the highest version of each window key, as ClickHouse's counts_1m does."""
+    for _, value in records:
+        for c in DECODE_COUNTS(value)["counts"]:
+            key = (c["window_start"], c["instance_id"], c["plugin_id"], c["extension"],
+                   c["action"], c["source_partition"])  # fmt: skip
+            if key not in latest or c["version"] > latest[key]["version"]:
+                latest[key] = c
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(20, 300),
+    window_ms=st.sampled_from([1_000, 10_000, 60_000]),
+    retention_ms=st.sampled_from([0, 5_000, 60_000, 600_000]),
+    span_ms=st.sampled_from([30_000, 600_000, 7_200_000]),
+)
+def test_every_forwarded_event_is_in_one_emitted_count_or_counted_late(
+    data, n, window_ms, retention_ms, span_ms
+):
+    """Whatever the arrival order, window size, retention and flush points: the emitted counts
+    (latest version per key) plus the late counter equal the events forwarded."""
+    rnd = random.Random(data.draw(st.integers(0, 2**32)))
+    events = traffic(n)
+    for e in events:
+        e["event_time"] = NOW_MS - rnd.randrange(span_ms)
+    rnd.shuffle(events)
+    flush_after = set(data.draw(st.lists(st.integers(0, n - 1), max_size=12)))
+    proc = Processor(
+        secret=b"0123456789abcdef-unit", limits=Limits(), window_ms=window_ms,
+        retention_ms=retention_ms, dedup_horizon_ms=600_000, dedup_max_ids=100_000,
+        counts_store={}, clock=lambda: NOW_MS / 1000,
+    )  # fmt: skip
+    latest: dict = {}
+    forwarded = 0
+    for offset, e in enumerate(events):
+        outcome = proc.process(e["session_id"].encode(), ENCODE(e), [], "raw", offset % 2, offset)
+        forwarded += len(DECODE_ENRICHED(outcome.enriched)["events"]) if outcome.enriched else 0
+        if offset in flush_after:
+            _latest_counts(proc.flush().count_records, latest)
+    _latest_counts(proc.flush().count_records, latest)
+    late = proc.metrics.late._value.get()
+    assert forwarded == n
+    assert sum(c["event_count"] for c in latest.values()) + late == forwarded
