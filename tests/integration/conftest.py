@@ -142,10 +142,16 @@ def processes(pulse_env, tmp_path) -> Iterator[Processes]:
     procs.stop_all()
 
 
+# Timeouts are hang guards, not speed assertions: a slower machine only waits longer.
+PATIENCE = float(os.environ.get("PULSE_TEST_PATIENCE", "3"))
+
+
 def wait_for(
     condition: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.25
 ) -> object:
-    """Poll until ``condition()`` is truthy; fail with ``what`` and the last value otherwise."""
+    """Poll until ``condition()`` is truthy; fail with ``what`` and the last value after
+    ``timeout_s`` × ``PULSE_TEST_PATIENCE`` (3 by default)."""
+    timeout_s *= PATIENCE
     deadline = time.monotonic() + timeout_s
     last: object = None
     while time.monotonic() < deadline:

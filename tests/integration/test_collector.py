@@ -91,7 +91,7 @@ def events(n: int, session: str = "s-1", **changes) -> list[dict]:
 def collector(pulse_env, broker, tmp_path):
     ensure_topics(wait_for_broker(broker.bootstrap), pulse_topics(KafkaSettings()), 4)
     proc, base = start_collector(tmp_path, broker.bootstrap, pulse_env["PULSE_TOPIC_RAW"],
-                                 PULSE_RATE_LIMIT_EVENTS_PER_S="50",
+                                 PULSE_RATE_LIMIT_EVENTS_PER_S="0.01",
                                  PULSE_RATE_LIMIT_BURST="200")  # fmt: skip
     yield base
     proc.terminate()
@@ -153,7 +153,8 @@ def test_cors_preflight_and_rate_limit(collector):
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(denied, timeout=10)
     assert info.value.code == 403
-    # burst 200, then 50/s: a second instance keeps its own budget
+    # burst 200, then 0.01/s (so no machine is slow enough to refill 100 between two posts):
+    # a second instance keeps its own budget
     assert post(collector, {"events": events(200)})[0] == 202
     code, body, headers = post(collector, {"events": events(100)}, origin=ORIGIN)
     assert (code, body["error"]) == (429, "rate_limited") and int(headers["Retry-After"]) >= 1
