@@ -150,7 +150,7 @@ def wait_for(
     condition: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.25
 ) -> object:
     """Poll until ``condition()`` is truthy; fail with ``what`` and the last value after
-    ``timeout_s`` × ``PULSE_TEST_PATIENCE`` (3 by default)."""
+    ``timeout_s`` times ``PULSE_TEST_PATIENCE`` (3 by default)."""
     timeout_s *= PATIENCE
     deadline = time.monotonic() + timeout_s
     last: object = None
