@@ -94,7 +94,7 @@ proof: $(STAMP) $(KAFKA_LIBS)
 # The same on a three-node Kafka cluster, with a node SIGKILLed and a leader's node stopped; at
 # half the rates, since three broker JVMs share the machine with the stack.
 proof-cluster: $(STAMP) $(KAFKA_LIBS)
-	$(PY) -m deploy.proof --brokers 3 --rates 2500,5000 --fault-rate 5000
+	$(PY) -m deploy.proof --brokers 3
 
 test: lint $(KAFKA_LIBS) $(KCAT) $(CHROMIUM) $(PROMTOOL) $(VALIDATE) test-module
 	$(PY) -m pytest tests -q -p no:cacheprovider

@@ -13,6 +13,7 @@ ledger line is wrong.
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import signal
 import sys
@@ -217,70 +218,144 @@ def run_faults(schedule: list[tuple[float, Fault]], stop: threading.Event) -> No
         fault.ended = time.time()
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m deploy.proof", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--events", type=int, default=1_000_000, help="good events in all")
-    parser.add_argument(
-        "--rates", default="5000,10000", help="events/s of the fault-free phases, comma-separated"
-    )
-    parser.add_argument("--fault-rate", type=float, default=10_000, help="events/s under faults")
-    parser.add_argument(
-        "--steady-share",
-        type=float,
-        default=0.2,
-        help="share of the events in each fault-free phase",
-    )
-    parser.add_argument(
-        "--warmup-s",
-        type=float,
-        default=10.0,
-        help="seconds of traffic at the first rate before measuring",
-    )
-    parser.add_argument(
-        "--faults",
-        default="all",
-        help="comma-separated fault names to inject (default: all; none: none)",
-    )
-    parser.add_argument("--outage-s", type=float, default=5.0)
-    parser.add_argument(
-        "--settle-s",
-        type=float,
-        default=600.0,
-        help="how long the pipeline may take to drain after the load",
-    )
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument(
-        "--brokers", type=int, default=1, choices=[1, 3],
-        help="Kafka nodes; 3 adds broker faults (a node SIGKILLed, a leader's node stopped)",
-    )  # fmt: skip
-    parser.add_argument("--data-dir", type=Path, help="default: a temporary directory")
-    parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    add = parser.add_argument
+    add("--events", type=int, default=1_000_000, help="good events in all")
+    add("--shares", default="0.3,0.6",
+        help="fault-free phases at these fractions of the measured capacity")  # fmt: skip
+    add("--fault-share", type=float, default=0.6, help="the fault phase, as a fraction of it")
+    add("--capacity-events", type=int, default=100_000,
+        help="events produced as fast as possible to measure the capacity")  # fmt: skip
+    add("--rates", default="", help="absolute events/s of the fault-free phases instead")
+    add("--fault-rate", type=float, help="absolute events/s under faults (with --rates)")
+    add("--steady-share", type=float, default=0.2, help="share of the events in each phase")
+    add("--warmup-s", type=float, default=10.0, help="seconds of traffic before measuring")
+    add("--warmup-rate", type=float, default=1000.0, help="events/s of the warm-up")
+    add("--faults", default="all",
+        help="comma-separated fault names to inject (default: all; none: none)")  # fmt: skip
+    add("--outage-s", type=float, default=5.0)
+    add("--settle-s", type=float, default=600.0, help="how long the drain may take")
+    add("--seed", type=int, default=7)
+    add("--partitions", type=int, default=4)
+    add("--brokers", type=int, default=1, choices=[1, 3],
+        help="Kafka nodes; 3 adds broker faults (a node SIGKILLed, a leader node stopped)",
+        )  # fmt: skip
+    add("--data-dir", type=Path, help="default: a temporary directory")
+    add("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args(argv)
+    if args.rates and args.fault_rate is None:
+        parser.error("--rates needs --fault-rate")
+    return args
 
-    rates = [float(r) for r in args.rates.split(",") if r]
+
+def plan(args: argparse.Namespace, capacity: float | None) -> list[Phase]:
+    """The measured phases: fault-free ones, then the fault phase (pure)."""
+    if args.rates:
+        rates, fault_rate = [float(r) for r in args.rates.split(",") if r], args.fault_rate
+    else:
+        assert capacity is not None
+        rates = [round(capacity * float(x)) for x in args.shares.split(",") if x]
+        fault_rate = round(capacity * args.fault_share)
     steady = int(args.events * args.steady_share)
-    phases = [Phase("warmup", rates[0], int(rates[0] * args.warmup_s))] if args.warmup_s else []
-    phases += [Phase(f"steady-{r:g}/s", r, steady) for r in rates]
-    phases.append(
-        Phase(
-            f"faults-{args.fault_rate:g}/s",
-            args.fault_rate,
-            args.events - steady * len(rates),
-            faults=True,
-        )
+    left = args.events - steady * len(rates) - (0 if args.rates else args.capacity_events)
+    if left <= 0:
+        raise SystemExit("the phases leave no events for the fault phase: lower --steady-share")
+    phases = [Phase(f"steady-{r:g}/s", r, steady) for r in rates]
+    return [*phases, Phase(f"faults-{fault_rate:g}/s", fault_rate, left, faults=True)]
+
+
+def measure_capacity(load: Load, db: ledger.ClickHouse, events: int) -> float:
+    """Events per second from production to storage, producing as fast as possible."""
+    run = load.run_phase(Phase("capacity", math.inf, events))
+    db.wait("capacity", "SELECT count() FROM pulse.events", len(load.expected.ids), 600, 10)
+    capacity = run.produced / (time.time() - run.started)
+    print(f"CAPACITY events={run.produced} produced_at={run.achieved_rate:.0f}/s "
+          f"stored_at={capacity:.0f}/s", flush=True)  # fmt: skip
+    return capacity
+
+
+def choose_faults(args: argparse.Namespace, stack: Stack, load: Load) -> list[Fault]:
+    fault_list = faults(stack, load, args.outage_s)
+    if args.faults == "all":
+        return fault_list
+    chosen = {f for f in args.faults.split(",") if f and f != "none"}
+    unknown = chosen - {f.name for f in fault_list}
+    if unknown:
+        raise SystemExit(f"unknown faults {sorted(unknown)}: {[f.name for f in fault_list]}")
+    return [f for f in fault_list if f.name in chosen]
+
+
+def run_phases(load: Load, phases: list[Phase], fault_list: list[Fault], stop) -> None:
+    for phase in phases:
+        thread = None
+        if phase.faults:
+            duration = phase.events / phase.rate
+            begin = time.time()
+            schedule = [(begin + duration * (i + 0.5) / max(1, len(fault_list)), f)
+                        for i, f in enumerate(fault_list)]  # fmt: skip
+            thread = threading.Thread(target=run_faults, args=(schedule, stop), daemon=True)
+            thread.start()
+        run = load.run_phase(phase)
+        print(f"  {phase.name}: {run.produced} events in {run.ended - run.started:.1f}s "
+              f"({run.achieved_rate:.0f}/s)", flush=True)  # fmt: skip
+        if thread is not None:
+            thread.join()
+
+
+def drain(db: ledger.ClickHouse, load: Load, settle_s: float) -> int:
+    """Wait until events, window counts and dead letters are in; return the counts' start."""
+    produced_at = time.time()
+    db.wait("events", "SELECT count() FROM pulse.events", len(load.expected.ids), settle_s)
+    since_ms = int(load.expected.phases[0].started * 1000) - 600_000
+    total = sum(v for k, v in load.expected.windows.items()
+                if k[0] >= since_ms // 60_000 * 60_000)  # fmt: skip
+    db.wait("window counts", "SELECT sum(event_count) FROM pulse.counts_1m FINAL "
+            f"WHERE window_start >= fromUnixTimestamp64Milli({since_ms})", total, 120)  # fmt: skip
+    dead = sum(len(c.dead) for c, _, _ in load.expected.hostile)
+    db.wait("dead letters", "SELECT count() FROM (SELECT DISTINCT source_partition, "
+            "source_offset, batch_index FROM pulse.dead_letters)", dead, 120)  # fmt: skip
+    print(f"  drained {time.time() - produced_at:.1f}s after the load", flush=True)
+    return since_ms
+
+
+def verdict(db, load: Load, stack: Stack, fault_list: list[Fault], since_ms: int) -> list:
+    lines = ledger.check(db, load.expected, RAW_TOPIC, since_ms)
+    done = [f for f in fault_list if f.started and not f.error]
+    missed = [f"{f.name}: {f.error or 'not reached'}" for f in fault_list if f not in done]
+    lines.append(ledger.Line("faults_injected", len(fault_list), len(done), missed))
+    crashes = [f"{c.name} exited {c.returncode}: {c.log_tail[-300:]}" for c in stack.crashes]
+    lines.append(ledger.Line("crashes", 0, len(stack.crashes), crashes))
+    down = [f"node {n.node_id}" for n in stack.kafka.nodes if not n.running]
+    lines.append(ledger.Line("kafka_nodes_running", len(stack.kafka.nodes),
+                             len(stack.kafka.nodes) - len(down), down))  # fmt: skip
+    errors = [f"{name}: {e}" for name in stack.members for e in stack.log_errors(name)]
+    lines.append(ledger.Line("logged_errors", 0, len(errors), errors))
+    return lines
+
+
+def post_mortem(db: ledger.ClickHouse, load: Load, stack: Stack, data: Path) -> None:
+    """With --keep: where the missing events were, and the streams' changelogs."""
+    missing = ledger.missing_ids(db, load.expected)
+    (data / "missing.txt").write_text(
+        "".join(f"{i} {load.where.get(i)}\n" for i in sorted(missing))
     )
-    if phases[-1].events <= 0:
-        parser.error("--steady-share leaves no events for the fault phase")
+    dump_changelogs(stack.bootstrap, data)
+    if missing:
+        locate_in_enriched(stack.bootstrap, set(missing), data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="pulse-proof-"))
     stack = Stack(data, args.partitions, args.brokers)
     stop = threading.Event()
     started = time.time()
     load: Load | None = None
     ok = False
-    print(f"proof: {args.events} events, phases {[p.name for p in phases]}, data in {data}")
+    print(f"proof: {args.events} events, data in {data}")
     try:
         stack.boot()
         print(f"  stack ready after {time.time() - started:.1f}s", flush=True)
@@ -288,86 +363,24 @@ def main(argv: list[str] | None = None) -> int:
         load = Load(stack.bootstrap, RAW_TOPIC, args.seed, max(1, args.events // (n_cases + 1)))
         if args.keep:
             load.where = {}
-        fault_list = faults(stack, load, args.outage_s)
-        if args.faults != "all":
-            chosen = {f for f in args.faults.split(",") if f and f != "none"}
-            unknown = chosen - {f.name for f in fault_list}
-            if unknown:
-                parser.error(f"unknown faults {sorted(unknown)}: {[f.name for f in fault_list]}")
-            fault_list = [f for f in fault_list if f.name in chosen]
-        for phase in phases:
-            thread = None
-            if phase.faults:
-                duration = phase.events / phase.rate
-                begin = time.time()
-                schedule = [
-                    (begin + duration * (i + 0.5) / max(1, len(fault_list)), f)
-                    for i, f in enumerate(fault_list)
-                ]
-                thread = threading.Thread(target=run_faults, args=(schedule, stop), daemon=True)
-                thread.start()
-            run = load.run_phase(phase)
-            print(
-                f"  {phase.name}: {run.produced} events in {run.ended - run.started:.1f}s "
-                f"({run.achieved_rate:.0f}/s)",
-                flush=True,
-            )
-            if thread is not None:
-                thread.join()
-        load.finish_hostile()
-        produced_at = time.time()
+        fault_list = choose_faults(args, stack, load)
         db = ledger.ClickHouse(stack.query_url, stack.admin_token)
+        if args.warmup_s:
+            warmup_rate = float(args.rates.split(",")[0]) if args.rates else args.warmup_rate
+            load.run_phase(Phase("warmup", warmup_rate, int(warmup_rate * args.warmup_s)))
         stack.wait_ready("sink")
-        n = len(load.expected.ids)
-        db.wait("events", "SELECT count() FROM pulse.events", n, args.settle_s)
-        since_ms = int(load.expected.phases[0].started * 1000) - 600_000
-        total = sum(
-            v for k, v in load.expected.windows.items() if k[0] >= since_ms // 60_000 * 60_000
-        )
-        db.wait(
-            "window counts",
-            "SELECT sum(event_count) FROM pulse.counts_1m FINAL "
-            f"WHERE window_start >= fromUnixTimestamp64Milli({since_ms})",
-            total,
-            120,
-        )
-        dead = sum(len(c.dead) for c, _, _ in load.expected.hostile)
-        db.wait(
-            "dead letters",
-            "SELECT count() FROM (SELECT DISTINCT source_partition, "
-            "source_offset, batch_index FROM pulse.dead_letters)",
-            dead,
-            120,
-        )
-        print(f"  drained {time.time() - produced_at:.1f}s after the load", flush=True)
-
-        lines = ledger.check(db, load.expected, RAW_TOPIC, since_ms)
-        done = [f for f in fault_list if f.started and not f.error]
-        missed = [f"{f.name}: {f.error or 'not reached'}" for f in fault_list if f not in done]
-        lines.append(ledger.Line("faults_injected", len(fault_list), len(done), missed))
-        lines.append(
-            ledger.Line(
-                "crashes",
-                0,
-                len(stack.crashes),
-                [f"{c.name} exited {c.returncode}: {c.log_tail[-300:]}" for c in stack.crashes],
-            )
-        )
-        down = [f"node {n.node_id}" for n in stack.kafka.nodes if not n.running]
-        lines.append(ledger.Line("kafka_nodes_running", len(stack.kafka.nodes),
-                                 len(stack.kafka.nodes) - len(down), down))  # fmt: skip
-        errors = [f"{name}: {e}" for name in stack.members for e in stack.log_errors(name)]
-        lines.append(ledger.Line("logged_errors", 0, len(errors), errors))
+        capacity = None if args.rates else measure_capacity(load, db, args.capacity_events)
+        phases = plan(args, capacity)
+        print(f"  phases: {[p.name for p in phases]}", flush=True)
+        run_phases(load, phases, fault_list, stop)
+        load.finish_hostile()
+        stack.wait_ready("sink")
+        since_ms = drain(db, load, args.settle_s)
+        lines = verdict(db, load, stack, fault_list, since_ms)
         for line in lines:
             print(line)
-        if load.where is not None:  # --keep: where the missing events were, for a post-mortem
-            missing = ledger.missing_ids(db, load.expected)
-            (data / "missing.txt").write_text(
-                "".join(f"{i} {load.where.get(i)}\n" for i in sorted(missing))
-            )
-            dump_changelogs(stack.bootstrap, data)
-            if missing:
-                locate_in_enriched(stack.bootstrap, set(missing), data)
+        if load.where is not None:
+            post_mortem(db, load, stack, data)
         report_latency(db, load, fault_list)
         ok = all(line.ok for line in lines)
         print(f"PROOF {'ok' if ok else 'FAIL'} in {time.time() - started:.0f}s", flush=True)
@@ -384,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report_latency(db: ledger.ClickHouse, load: Load, fault_list: list[Fault]) -> None:
-    steady_p99 = 0.0
+    steady: dict[float, float] = {}
     for run in load.expected.phases:
         q = ledger.latency(db, run.started, run.ended)
         print(
@@ -392,12 +405,14 @@ def report_latency(db: ledger.ClickHouse, load: Load, fault_list: list[Fault]) -
             f"p50={q['p50']:.0f}ms p95={q['p95']:.0f}ms p99={q['p99']:.0f}ms "
             f"max={q['max']:.0f}ms"
         )
-        if not run.phase.faults and run.phase.name != "warmup":
-            steady_p99 = q["p99"]
+        if not run.phase.faults and run.phase.name.startswith("steady-"):
+            steady[run.phase.rate] = q["p99"]
     faulted = [run for run in load.expected.phases if run.phase.faults]
-    if not faulted:
+    if not faulted or not steady:
         return
     run = faulted[0]
+    # Normal is the fault-free p99 at the fault phase's rate (else at the nearest rate).
+    steady_p99 = steady[min(steady, key=lambda r: abs(r - run.phase.rate))]
     series = ledger.p99_by_second(db, run.started, run.ended)
     threshold = normal_threshold_ms(steady_p99)
     done = [f for f in fault_list if f.started]

@@ -30,6 +30,7 @@ CANCELLED_CODE = 394  # QUERY_WAS_CANCELLED
 @dataclass(frozen=True)
 class Prepared:
     statement: str  # what runs: the normalised query, limits appended to a SELECT
+    checked: str  # the normalised query as judged, without the limits
     fmt: str | None  # the FORMAT the query asked for
     kind: str
     marker: str  # its log_comment, to find it in system.processes
@@ -71,19 +72,22 @@ class Guard:
                 self._policy = Policy(self.database, catalog)
             return self._policy
 
+    def normalise(self, client: Client, sql: str) -> tuple[str, str | None]:
+        """(ClickHouse's single-line form of the one statement, without FORMAT; the FORMAT)."""
+        normalised = _asking(
+            "parsing the query", client, "SELECT formatQuerySingleLine({q:String})", {"q": sql}
+        )[0][0]
+        match = _FORMAT.search(normalised)
+        if not match:
+            return normalised, None
+        return normalised[: match.start()], match.group(1)
+
     def prepare(
         self, client: Client, sql: str, parameters: dict[str, object] | None = None
     ) -> Prepared:
         """Refuse (``QueryRefusedError``) or return the statement to run."""
         policy = self.policy(client)
-        normalised = _asking(
-            "parsing the query", client, "SELECT formatQuerySingleLine({q:String})", {"q": sql}
-        )[0][0]
-        fmt = None
-        match = _FORMAT.search(normalised)
-        if match:
-            fmt = match.group(1)
-            normalised = normalised[: match.start()]
+        normalised, fmt = self.normalise(client, sql)
         policy.precheck(normalised)
         rows = _asking("explaining the query", client, f"EXPLAIN AST {normalised}", parameters)
         try:
@@ -93,10 +97,11 @@ class Guard:
                                     400, 62, "SYNTAX_ERROR") from exc  # fmt: skip
         kind = policy.check(root, normalised)
         marker = new_marker()
+        statement = normalised
         if kind == "SELECT":
             clause = self.limits.clause(marker, readonly=not self._readonly_already)
-            normalised = f"{normalised} SETTINGS {clause}"
-        return Prepared(normalised, fmt, kind, marker)
+            statement = f"{normalised} SETTINGS {clause}"
+        return Prepared(statement, normalised, fmt, kind, marker)
 
     def run(
         self,

@@ -96,18 +96,26 @@ class _Service:
     def run(
         self, client: Client, sql: str, fmt: str, values: dict, admin: bool, markers: list[str]
     ) -> bytes:
-        """Guarded, or (admin) any statement; the guarded query's marker goes to ``markers``."""
+        """Guarded and limited, or (admin) as written; the guarded query's marker goes to
+        ``markers``. Raises QueryRefusedError or ClickHouseError."""
+        if admin:
+            return self._as_admin(client, sql, fmt, values)
+        prepared = self.guard.prepare(client, sql, values)
+        markers.append(prepared.marker)
+        return self.guard.run(client, sql, fmt, values, prepared=prepared)
+
+    def _as_admin(self, client: Client, sql: str, fmt: str, values: dict) -> bytes:
         try:
-            prepared = self.guard.prepare(client, sql, values)
+            statement, asked = self.guard.normalise(client, sql)
+            self.guard.prepare(client, sql, values)
         except QueryRefusedError as exc:
-            if not admin or exc.reason in ("syntax_error", "bad_parameter"):
+            if exc.reason in ("syntax_error", "bad_parameter"):
                 raise
             if exc.reason == "not_reading":
                 call("admin statement", client.command, sql, parameters=values or None)
                 return b""
-            return call("admin query", client.raw_query, sql, parameters=values or None, fmt=fmt)
-        markers.append(prepared.marker)
-        return self.guard.run(client, sql, fmt, values, prepared=prepared)
+        return call("admin query", client.raw_query, statement, parameters=values or None,
+                    fmt=asked or fmt)  # fmt: skip
 
 
 def _handler(service: _Service) -> type[BaseHTTPRequestHandler]:

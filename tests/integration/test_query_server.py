@@ -153,6 +153,10 @@ def test_only_the_admin_token_may_write(chdb_client, database):
         rename = f"RENAME TABLE {database}.a TO {database}.b"
         assert post(rename, "admin-0123456789abcdef")[0] == 200
         assert post(f"SELECT count() FROM {database}.b", None) == (200, "1\n")
+        # The admin reads what analysts may not, without their limits.
+        assert post("SELECT count() > 0 FROM system.tables", None)[0] == 403
+        assert post("SELECT count() > 0 FROM system.tables", "admin-0123456789abcdef") == (
+            200, "1\n")  # fmt: skip
     finally:
         srv.stop()
 
