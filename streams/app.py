@@ -292,6 +292,7 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
     seeking: dict[Any, tuple[int, float]] = {}
     last_seek: dict[Any, float] = {}
     last_arrival: dict[Any, float] = {}
+    settled_at = [0.0]  # when the last rebalance completed
 
     async def in_sequence(msg: Any) -> bool:
         tp, offset = msg.tp, msg.offset
@@ -354,6 +355,11 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         # dropped from its stream buffer as a gap and moved on, and with no later message the
         # guard above cannot see the jump (test_rebalance_crash_duplicates_and_catalog lost
         # 50-offset runs of one partition). Such a partition is re-read from where we are.
+        # Never while faust recovers the tables: it pauses the partitions until the state is
+        # restored, and events processed before that would count against a partial state.
+        settling = now - settled_at[0] < STALL_S
+        if settling or app.rebalancing or not app.tables.recovery.completed.is_set():
+            return
         raw_name = raw_topic.get_topic_name()
         for tp in app.assignor.assigned_actives():
             expected = next_offset.get(tp)
@@ -414,6 +420,7 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
                 del next_offset[tp]
         seeking.clear()
         last_seek.clear()
+        settled_at[0] = time.monotonic()
 
     @app.page("/healthz")
     async def liveness(web: Any, request: Any) -> Response:

@@ -347,8 +347,13 @@ def post_mortem(db: ledger.ClickHouse, load: Load, stack: Stack, data: Path) -> 
         locate_in_enriched(stack.bootstrap, set(missing), data)
 
 
+def _interrupted(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # runs the finally below: the stack stops, no orphans
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupted)
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="pulse-proof-"))
     stack = Stack(data, args.partitions, args.brokers)
     stop = threading.Event()
