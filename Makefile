@@ -18,7 +18,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends
 
 # Apache Kafka (KRaft) runs on Java 17; Maven resolves its jars from Maven Central once, by the
-# pinned deploy/kafka/pom.xml, checked against deploy/kafka/jars.sha256 (streams/kafka_dist.py).
+# pinned deploy/kafka/pom.xml, checked against deploy/kafka/jars.sha256 (streams/kafka/dist.py).
 JAVA := /usr/bin/java
 MVN := /usr/bin/mvn
 $(JAVA) $(MVN):
@@ -29,7 +29,7 @@ KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:
 KAFKA_LIBS := .pulse/kafka/$(KAFKA_VERSION)/libs/.verified
 $(KAFKA_LIBS): deploy/kafka/pom.xml deploy/kafka/jars.sha256 | $(STAMP) $(JAVA) $(MVN)
 	rm -rf .pulse/kafka/$(KAFKA_VERSION)
-	$(PY) -c 'from streams.kafka_dist import ensure_installed; print(ensure_installed())'
+	$(PY) -c 'from streams.kafka.dist import ensure_installed; print(ensure_installed())'
 
 kafka: $(KAFKA_LIBS)
 

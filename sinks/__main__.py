@@ -34,8 +34,8 @@ def migrate(dry_run: bool) -> None:
     With PULSE_CLICKHOUSE_CLUSTER set, DDL runs ON CLUSTER with Replicated and Distributed
     tables. PULSE_EVENTS_TTL_DAYS sets how long raw events are kept."""
     from sinks.clickhouse import connect, redact
-    from sinks.migrate import apply_retention, plan
-    from sinks.migrate import migrate as apply
+    from sinks.schema.migrate import apply_retention, plan
+    from sinks.schema.migrate import migrate as apply
 
     _setup_logging()
     settings = ClickHouseSettings()
@@ -73,8 +73,8 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
     SIGINT/SIGTERM (then each sink flushes, commits and leaves its group)."""
     from sinks.clickhouse import connect, redact
     from sinks.metrics import SinkMetrics
-    from sinks.migrate import migrate as apply
     from sinks.ops_server import OpsServer
+    from sinks.schema.migrate import migrate as apply
     from sinks.tables import table_specs
     from sinks.worker import TableSink
 

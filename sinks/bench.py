@@ -38,7 +38,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from schemas import ENRICHED_EVENT_BATCH, Encoder, default_catalog
 from schemas.dead_letters import source_headers
 from sinks.clickhouse import connect
-from sinks.migrate import migrate
+from sinks.schema.migrate import migrate
 from sinks.settings import SinkSettings
 from sinks.tables import table_specs
 from sinks.worker import TableSink

@@ -50,8 +50,8 @@ def broker(
     no_topics: bool,
 ) -> None:  # fmt: skip
     """Run Apache Kafka (KRaft) on loopback until SIGINT/SIGTERM."""
-    from streams.broker import EmbeddedBroker
-    from streams.topics import ensure_topics, pulse_topics, wait_for_broker
+    from streams.kafka.broker import EmbeddedBroker
+    from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
 
     settings = KafkaSettings(kafka_bootstrap=f"{host}:{port}")
     if partitions:
@@ -95,7 +95,7 @@ def kafka_tool(tool: str, args: tuple[str, ...]) -> None:
     import os
     import shutil
 
-    from streams import kafka_dist
+    from streams.kafka import dist as kafka_dist
 
     try:
         libs = kafka_dist.ensure_installed()
@@ -110,7 +110,7 @@ def kafka_tool(tool: str, args: tuple[str, ...]) -> None:
 @cli.command()
 def collect() -> None:
     """Run the HTTP collector for Backstage frontends (POST /v1/events) until SIGINT/SIGTERM."""
-    from streams.collector import serve
+    from streams.collector.server import serve
     from streams.settings import CollectorSettings
 
     try:
@@ -131,7 +131,7 @@ def collect() -> None:
 @click.option("--clients", default=8, show_default=True, help="Concurrent connections.")
 def collect_load(url, token, seconds, max_events, batch, clients) -> None:
     """Load a collector from this process; print events/s and latency percentiles."""
-    from streams.collect_load import run
+    from streams.tools.collect_load import run
 
     r = run(url, token, seconds, max_events, batch, clients)
     click.echo(
@@ -144,7 +144,7 @@ def collect_load(url, token, seconds, max_events, batch, clients) -> None:
 @cli.command()
 def topics() -> None:
     """Create Pulse's topics on PULSE_KAFKA_BOOTSTRAP (idempotent)."""
-    from streams.topics import ensure_topics, pulse_topics, wait_for_broker
+    from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
 
     settings = KafkaSettings()
     try:
@@ -185,9 +185,9 @@ def produce(
     progress: bool,
 ) -> None:
     """Publish realistic Backstage analytics traffic to the raw topic."""
-    from streams.producer import EventProducer, SessionBatcher
-    from streams.topics import ensure_topics, pulse_topics, wait_for_broker
-    from streams.traffic import Traffic, TrafficConfig
+    from streams.kafka.producer import EventProducer, SessionBatcher
+    from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
+    from streams.tools.traffic import Traffic, TrafficConfig
 
     if count is None and rate <= 0:
         raise click.UsageError("give --count, --rate or both")
@@ -250,8 +250,8 @@ def worker() -> None:
     """Run the faust worker (decode, enrich, forward, count)."""
     from faust.worker import Worker
 
-    from streams.app import create_app
-    from streams.topics import ensure_topics, pulse_topics, wait_for_broker
+    from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
+    from streams.worker.app import create_app
 
     try:
         settings = WorkerSettings()
@@ -305,7 +305,7 @@ def bench(
     quix_venv: Path,
 ) -> None:
     """Throughput of the streams job next to Quix Streams on the same input, same run."""
-    from streams.bench import result_line, run
+    from streams.tools.bench import result_line, run
 
     logging.getLogger().setLevel(logging.WARNING)
     results = run(events, batch, partitions, seed, quix, window_keys, quix_venv)
@@ -322,7 +322,7 @@ def catalog() -> None:
 def catalog_sync(path: Path) -> None:
     """Make the catalog topic hold exactly the plugins in PATH (YAML)."""
     from streams.catalog import ensure_topic, load_file, sync
-    from streams.topics import wait_for_broker
+    from streams.kafka.topics import wait_for_broker
 
     settings = KafkaSettings()
     try:

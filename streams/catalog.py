@@ -18,10 +18,10 @@ from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from schemas import PLUGIN_INFO, Decoder, Encoder, SchemaError, default_catalog
-from streams.enrich import normalise_plugin_id
 from streams.errors import StreamsError
-from streams.producer import EventProducer
-from streams.topics import ensure_topics
+from streams.job.enrich import normalise_plugin_id
+from streams.kafka.producer import EventProducer
+from streams.kafka.topics import ensure_topics
 
 log = logging.getLogger("pulse.streams.catalog")
 

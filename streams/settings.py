@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.validate import Limits
+from streams.job.validate import Limits
 
 
 class KafkaSettings(BaseSettings):

@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from deploy.proof.corpus import Case, Corpus, canonical_id
 from schemas import ANALYTICS_EVENT_BATCH, Encoder, default_catalog
-from streams.traffic import Traffic, TrafficConfig
+from streams.tools.traffic import Traffic, TrafficConfig
 
 ENVELOPE_EVENTS = 50
 TICK_S = 0.25  # partial envelopes leave at least this often

@@ -20,8 +20,8 @@ from pathlib import Path
 import clickhouse_connect
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.kafka_dist import kafka_version
+from streams.kafka.broker import EmbeddedBroker, free_port
+from streams.kafka.dist import kafka_version
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "integration-test-secret-0123456789"

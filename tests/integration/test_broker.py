@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
 from streams.errors import BrokerError, KafkaUnavailableError
-from streams.producer import EventProducer
+from streams.kafka.broker import EmbeddedBroker, free_port
+from streams.kafka.producer import EventProducer
+from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
 from streams.settings import KafkaSettings
-from streams.topics import ensure_topics, pulse_topics, wait_for_broker
-from streams.traffic import Traffic, TrafficConfig
+from streams.tools.traffic import Traffic, TrafficConfig
 
 from .conftest import REPO, wait_for
 from .test_collector import events, post, start_collector

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sinks.errors import ClickHouseRejectedError, MigrationError
-from sinks.migrate import Migration, load, migrate
 from sinks.query.guard import run_readonly
+from sinks.schema.migrate import Migration, load, migrate
 
 
 def test_migrate_is_idempotent_and_recorded(chdb_client, database):

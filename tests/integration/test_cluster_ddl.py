@@ -3,7 +3,7 @@ read every statement: ``EXPLAIN AST`` fails with SYNTAX_ERROR on anything malfor
 
 import pytest
 
-from sinks.migrate import plan
+from sinks.schema.migrate import plan
 
 
 @pytest.mark.parametrize("cluster", [None, "analytics"])

@@ -16,9 +16,9 @@ import uuid
 import pytest
 
 from schemas import ANALYTICS_EVENT_BATCH, Decoder, default_catalog
-from streams.broker import EmbeddedBroker, free_port
+from streams.kafka.broker import EmbeddedBroker, free_port
+from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
 from streams.settings import KafkaSettings
-from streams.topics import ensure_topics, pulse_topics, wait_for_broker
 
 from .conftest import REPO, SECRET, wait_for
 from .kafka_helpers import read_topic

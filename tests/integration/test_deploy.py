@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from streams.kafka_dist import kafka_version
+from streams.kafka.dist import kafka_version
 
 from .conftest import REPO
 

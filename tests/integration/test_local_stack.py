@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sinks.errors import SinkError
 from sinks.query.sql import query_via_server
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 
 from .conftest import REPO, wait_for
 

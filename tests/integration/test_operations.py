@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from sinks.metrics import SinkMetrics
-from sinks.migrate import migrate
-from streams.collector import CollectorMetrics
+from sinks.schema.migrate import migrate
+from streams.collector.server import CollectorMetrics
 from streams.metrics import StreamsMetrics
 
 from .conftest import REPO

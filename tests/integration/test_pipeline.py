@@ -13,10 +13,10 @@ from collections import Counter, defaultdict
 from schemas import ANALYTICS_EVENT, Encoder, default_catalog
 from sinks.errors import SinkError
 from sinks.query.sql import query_via_server
-from streams.producer import EventProducer
+from streams.kafka.producer import EventProducer
+from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
 from streams.settings import KafkaSettings
-from streams.topics import ensure_topics, pulse_topics, wait_for_broker
-from streams.traffic import Traffic, TrafficConfig
+from streams.tools.traffic import Traffic, TrafficConfig
 
 from .conftest import SECRET, wait_for
 from .kafka_helpers import read_topic

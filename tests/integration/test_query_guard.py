@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sinks.errors import QueryRefusedError
-from sinks.migrate import migrate
 from sinks.query.guard import Guard
 from sinks.query.server import QueryServer
 from sinks.query.sql import run_query
+from sinks.schema.migrate import migrate
 from sinks.settings import ClickHouseSettings
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 
 from .conftest import REPO
 from .hostile_queries import ALLOWED, HOSTILE, HOSTILE_PARAMETERS, fill

@@ -9,8 +9,8 @@ import urllib.request
 from pathlib import Path
 
 from schemas import ENRICHED_EVENT, Encoder, default_catalog
+from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
 from streams.settings import KafkaSettings
-from streams.topics import ensure_topics, pulse_topics, wait_for_broker
 
 from .conftest import wait_for
 from .test_sink import committed, enriched, publish

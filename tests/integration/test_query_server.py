@@ -19,7 +19,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from sinks.query.server import QueryServer
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 
 from .conftest import REPO, wait_for
 

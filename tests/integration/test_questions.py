@@ -14,16 +14,16 @@ import pytest
 
 from schemas.dead_letters import dead_letter_headers
 from sinks import dead_letter_rows
-from sinks.migrate import migrate
 from sinks.query import dashboard, questions
 from sinks.query.guard import Guard, run_readonly
 from sinks.query.server import QueryServer, asker
 from sinks.query.sql import query_via_server
+from sinks.schema.migrate import migrate
 from sinks.tables import EVENT_COLUMNS
-from streams.broker import free_port
-from streams.enrich import enrich
-from streams.pseudonymize import Pseudonymizer
-from streams.traffic import Traffic, TrafficConfig
+from streams.job.enrich import enrich
+from streams.job.pseudonymize import Pseudonymizer
+from streams.kafka.broker import free_port
+from streams.tools.traffic import Traffic, TrafficConfig
 
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 SINCE, UNTIL = TODAY - timedelta(days=7), TODAY  # whole days: rollups and events agree

@@ -13,13 +13,13 @@ import time
 
 from schemas import ENRICHED_EVENT, ENRICHED_EVENT_BATCH, Encoder, default_catalog
 from schemas.dead_letters import dead_letter_headers, source_headers
-from sinks.migrate import migrate
+from sinks.schema.migrate import migrate
 from sinks.settings import SinkSettings
 from sinks.tables import table_specs
 from sinks.worker import TableSink
-from streams.producer import EventProducer
+from streams.kafka.producer import EventProducer
+from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
 from streams.settings import KafkaSettings
-from streams.topics import ensure_topics, pulse_topics, wait_for_broker
 
 from .conftest import wait_for
 from .test_pipeline import scalar

@@ -13,11 +13,11 @@ import urllib.request
 
 import pytest
 
-from streams.broker import free_port
-from streams.producer import EventProducer, SessionBatcher
+from streams.kafka.broker import free_port
+from streams.kafka.producer import EventProducer, SessionBatcher
+from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
 from streams.settings import KafkaSettings
-from streams.topics import ensure_topics, pulse_topics, wait_for_broker
-from streams.traffic import Traffic, TrafficConfig
+from streams.tools.traffic import Traffic, TrafficConfig
 
 from .conftest import REPO, wait_for
 from .test_pipeline import expected_counts, query, scalar, wait_count

@@ -1,7 +1,7 @@
 import pytest
 
-from sinks.cluster import render
-from sinks.migrate import plan
+from sinks.schema.cluster import render
+from sinks.schema.migrate import plan
 
 
 def test_tables_become_replicated_locals_behind_distributed_tables():

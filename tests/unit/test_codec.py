@@ -15,7 +15,7 @@ from schemas import (
     default_catalog,
 )
 from schemas.catalog import AVRO_DIR, load_schema
-from streams.traffic import Traffic
+from streams.tools.traffic import Traffic
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,9 @@ from schemas.container import (
     read_long,
     zigzag,
 )
-from streams.enrich import enrich
-from streams.pseudonymize import Pseudonymizer
-from streams.traffic import Traffic, TrafficConfig
+from streams.job.enrich import enrich
+from streams.job.pseudonymize import Pseudonymizer
+from streams.tools.traffic import Traffic, TrafficConfig
 
 CATALOG = default_catalog()
 

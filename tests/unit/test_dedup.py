@@ -1,4 +1,4 @@
-from streams.dedup import Deduplicator, Seen, decode_chunk, encode_chunk
+from streams.job.dedup import Deduplicator, Seen, decode_chunk, encode_chunk
 
 MIN = 60_000
 
@@ -49,7 +49,7 @@ def test_chunks_restore_the_seen_set():
 
 
 def test_chunks_stay_under_the_message_size_limit():
-    from streams.dedup import CHUNK_IDS
+    from streams.job.dedup import CHUNK_IDS
 
     d = Deduplicator(horizon_ms=10 * MIN, max_ids=10**6)
     for i in range(CHUNK_IDS * 2 + 5):

@@ -3,9 +3,9 @@ import hmac
 
 import pytest
 
-from streams.enrich import enrich, frontend_system, normalise_plugin_id
-from streams.pseudonymize import Pseudonymizer
-from streams.traffic import Traffic
+from streams.job.enrich import enrich, frontend_system, normalise_plugin_id
+from streams.job.pseudonymize import Pseudonymizer
+from streams.tools.traffic import Traffic
 
 SECRET = b"0123456789abcdef-test"
 

@@ -1,6 +1,6 @@
 import pytest
 
-from streams.entity_ref import EMPTY, EntityRef, from_route_params, parse
+from streams.job.entity_ref import EMPTY, EntityRef, from_route_params, parse
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 import pytest
 
-from streams.intake import IntakeError, convert
-from streams.pseudonymize import Pseudonymizer
+from streams.collector.intake import IntakeError, convert
+from streams.job.pseudonymize import Pseudonymizer
 
 KEY = Pseudonymizer(b"k" * 32).key
 ENVELOPE = {"frontendSystem": "NEW", "appVersion": "1.2.3", "backstageVersion": "1.33.0",

@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from streams import kafka_dist
 from streams.errors import BrokerError
-from streams.kafka_node import Node, render_config
+from streams.kafka import dist as kafka_dist
+from streams.kafka.node import Node, render_config
 
 
 def test_every_pinned_jar_has_a_sha256_and_the_broker_and_tools_are_pinned():

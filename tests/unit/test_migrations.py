@@ -1,7 +1,7 @@
 import pytest
 
 from sinks.errors import MigrationError
-from sinks.migrate import Migration, load
+from sinks.schema.migrate import Migration, load
 
 
 def test_shipped_migrations_are_numbered_and_render():

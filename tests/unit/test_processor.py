@@ -19,10 +19,10 @@ from schemas import (
     Encoder,
     default_catalog,
 )
-from streams import windows
-from streams.processor import Processor
-from streams.traffic import Traffic, TrafficConfig
-from streams.validate import Limits
+from streams.job import windows
+from streams.job.processor import Processor
+from streams.job.validate import Limits
+from streams.tools.traffic import Traffic, TrafficConfig
 
 NOW_MS = 1_767_225_600_000
 CATALOG = default_catalog()

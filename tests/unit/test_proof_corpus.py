@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from deploy.proof import corpus
 from schemas import ENRICHED_EVENT_BATCH, Decoder, default_catalog
 from schemas.dead_letters import HEADER_BATCH_INDEX
-from streams.processor import Processor
-from streams.validate import Limits
+from streams.job.processor import Processor
+from streams.job.validate import Limits
 
 NOW_MS = int(time.time() * 1000)
 LIMITS = Limits(max_message_bytes=corpus.MAX_MESSAGE_BYTES)

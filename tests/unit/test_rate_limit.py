@@ -1,4 +1,4 @@
-from streams.rate_limit import RateLimiter
+from streams.collector.rate_limit import RateLimiter
 
 
 class Clock:

@@ -1,7 +1,7 @@
 import itertools
 from collections import Counter
 
-from streams.traffic import Traffic, TrafficConfig
+from streams.tools.traffic import Traffic, TrafficConfig
 
 
 def test_same_seed_same_traffic():

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.traffic import Traffic, TrafficConfig
-from streams.validate import REASONS, Limits, ValidationError, validate
+from streams.job.validate import REASONS, Limits, ValidationError, validate
+from streams.tools.traffic import Traffic, TrafficConfig
 
 NOW = 1_767_225_600_000
 LIMITS = Limits()

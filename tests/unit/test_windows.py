@@ -1,4 +1,4 @@
-from streams import windows
+from streams.job import windows
 
 
 def test_window_start_is_floor_of_event_time():

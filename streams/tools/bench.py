@@ -33,13 +33,13 @@ from schemas import (
     Encoder,
     default_catalog,
 )
-from streams.broker import EmbeddedBroker, free_port
-from streams.processor import Processor
-from streams.producer import EventProducer, SessionBatcher
-from streams.traffic import Traffic, TrafficConfig
-from streams.validate import Limits
+from streams.job.processor import Processor
+from streams.job.validate import Limits
+from streams.kafka.broker import EmbeddedBroker, free_port
+from streams.kafka.producer import EventProducer, SessionBatcher
+from streams.tools.traffic import Traffic, TrafficConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 QUIX_REQUIREMENTS = ["quixstreams==3.28.1", "fastavro==1.13.1"]
 
 
@@ -172,7 +172,7 @@ def _run_quix(
     cmd = [
         str(python),
         "-m",
-        "streams.bench_quix",
+        "streams.tools.bench_quix",
         "--bootstrap",
         bootstrap,
         "--topic",
@@ -252,9 +252,9 @@ def window_keys_rss(keys: int) -> float:
     code = f"""
 import re, time
 from pathlib import Path
-from streams import windows
-from streams.processor import Processor
-from streams.validate import Limits
+from streams.job import windows
+from streams.job.processor import Processor
+from streams.job.validate import Limits
 p = Processor(secret=b"x" * 32, limits=Limits(), window_ms=60_000, retention_ms=3_600_000,
               dedup_horizon_ms=600_000, dedup_max_ids=1_000_000, counts_store={{}})
 now = int(time.time() * 1000)
@@ -278,7 +278,7 @@ def dedup_ids_rss(ids: int) -> tuple[float, float]:
     code = f"""
 import re, time, uuid
 from pathlib import Path
-from streams.dedup import Deduplicator
+from streams.job.dedup import Deduplicator
 def rss(field):
     return int(re.search(field + r":\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))
 before = rss("VmRSS")

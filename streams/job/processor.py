@@ -31,12 +31,12 @@ from schemas.dead_letters import (
     dead_letter_headers,
     source_headers,
 )
-from streams import windows
-from streams.dedup import Deduplicator, Seen
-from streams.enrich import PluginLookup, enrich, no_plugins
+from streams.job import windows
+from streams.job.dedup import Deduplicator, Seen
+from streams.job.enrich import PluginLookup, enrich, no_plugins
+from streams.job.pseudonymize import Pseudonymizer
+from streams.job.validate import Limits, ValidationError, validate
 from streams.metrics import StreamsMetrics
-from streams.pseudonymize import Pseudonymizer
-from streams.validate import Limits, ValidationError, validate
 
 Headers = list[tuple[str, bytes]]
 COUNTS_PER_MESSAGE = 5000  # ~500 KB: under Kafka's default 1 MB message limit

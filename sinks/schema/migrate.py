@@ -1,4 +1,4 @@
-"""Versioned DDL: numbered SQL files in ``sinks/migrations``, applied once and recorded.
+"""Versioned DDL: numbered SQL files in ``sinks/schema/migrations``, applied once and recorded.
 
 Files are ``NNN_name.sql`` with ``{database}`` for the target database and statements separated
 by ``;`` at line end. Each applied file is recorded with its checksum in
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
-from sinks import cluster as cluster_ddl
 from sinks.clickhouse import call
 from sinks.errors import MigrationError
+from sinks.schema import cluster as cluster_ddl
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")

@@ -27,9 +27,9 @@ from faust.types import EventT, StreamT
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from streams.enrich import PluginLookup, no_plugins
+from streams.job.enrich import PluginLookup, no_plugins
+from streams.job.processor import Processor
 from streams.metrics import StreamsMetrics
-from streams.processor import Processor
 from streams.settings import WorkerSettings
 
 log = logging.getLogger("pulse.streams")

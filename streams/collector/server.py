@@ -31,9 +31,9 @@ from prometheus_client import (
 )
 
 from schemas import ANALYTICS_EVENT_BATCH, Encoder, default_catalog
-from streams.intake import IntakeError, convert
-from streams.pseudonymize import Pseudonymizer
-from streams.rate_limit import RateLimiter
+from streams.collector.intake import IntakeError, convert
+from streams.collector.rate_limit import RateLimiter
+from streams.job.pseudonymize import Pseudonymizer
 from streams.settings import CollectorSettings
 
 log = logging.getLogger("pulse.collector")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from streams.errors import BrokerError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 POM = REPO / "deploy" / "kafka" / "pom.xml"
 PINS = REPO / "deploy" / "kafka" / "jars.sha256"
 LOG4J_CONFIG = REPO / "deploy" / "kafka" / "log4j2.properties"

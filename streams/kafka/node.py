@@ -1,6 +1,6 @@
 """One KRaft node (broker and controller in one JVM): its settings, storage and process.
 
-``streams.broker.EmbeddedBroker`` runs one or three of these on loopback.
+``streams.kafka.broker.EmbeddedBroker`` runs one or three of these on loopback.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams import kafka_dist
 from streams.errors import BrokerError
+from streams.kafka import dist as kafka_dist
 
 JVM_OPTS = ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"]
 LOG4J = [f"-Dlog4j2.configurationFile={kafka_dist.LOG4J_CONFIG}"]

@@ -22,9 +22,9 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from streams import kafka_dist
 from streams.errors import BrokerError
-from streams.kafka_node import Node, render_config
+from streams.kafka import dist as kafka_dist
+from streams.kafka.node import Node, render_config
 
 
 class EmbeddedBroker:

@@ -26,9 +26,9 @@ from schemas import (
     Encoder,
     default_catalog,
 )
-from streams.enrich import enrich
-from streams.pseudonymize import Pseudonymizer
-from streams.validate import Limits, ValidationError, validate
+from streams.job.enrich import enrich
+from streams.job.pseudonymize import Pseudonymizer
+from streams.job.validate import Limits, ValidationError, validate
 
 
 def main() -> None:

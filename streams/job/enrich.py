@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from streams import entity_ref
+from streams.job import entity_ref
 
 # Plugin ids that mean "no plugin known" in the two frontend systems.
 UNKNOWN_PLUGIN_IDS = frozenset({"", "root", "app"})

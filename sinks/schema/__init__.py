@@ -1,0 +1,1 @@
+"""The ClickHouse schema: versioned migrations and their cluster rendering."""

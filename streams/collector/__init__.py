@@ -1,0 +1,1 @@
+"""The HTTP collector Backstage frontends post to."""

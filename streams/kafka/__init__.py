@@ -1,0 +1,1 @@
+"""Kafka: the local KRaft broker and its pinned runtime, topics, the producer."""

@@ -1,0 +1,1 @@
+"""Tools and benches: the traffic generator, the collector load, the streams bench."""

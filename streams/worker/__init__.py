@@ -1,0 +1,1 @@
+"""The faust worker around the pure job."""
