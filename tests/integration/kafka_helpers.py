@@ -6,6 +6,8 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
+from .conftest import PATIENCE
+
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0) -> list[Message]:
     """Every message of ``topic`` from the start; waits until ``expected`` arrived, then a beat
@@ -15,7 +17,7 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         out: list[Message] = []
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + timeout_s * PATIENCE
         settle_until = None
         while time.monotonic() < deadline:
             for msg in consumer.consume(1000, timeout=0.2):

@@ -18,7 +18,7 @@ from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
 from streams.settings import KafkaSettings
 from streams.tools.traffic import Traffic, TrafficConfig
 
-from .conftest import SECRET, wait_for
+from .conftest import PATIENCE, SECRET, wait_for
 from .kafka_helpers import read_topic
 
 WINDOW_MS = 60_000
@@ -46,6 +46,7 @@ def wait_count(sql: str, n: int, timeout_s: float, what: str) -> None:
         seen.append(scalar(sql))
         return seen[-1] >= n
 
+    timeout_s *= PATIENCE  # a hang guard, not a speed assertion
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if reached():
