@@ -23,6 +23,7 @@ from sinks.query.policy import Catalog, Policy
 from sinks.query.syntax_tree import SyntaxTreeError, parse
 
 _FORMAT = re.compile(r"\sFORMAT\s+([A-Za-z0-9_]+)$")
+_FORMAT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _PARAMETER_CODES = frozenset({456, 457})  # UNKNOWN_QUERY_PARAMETER, BAD_QUERY_PARAMETER
 CANCELLED_CODE = 394  # QUERY_WAS_CANCELLED
 
@@ -113,13 +114,14 @@ class Guard:
     ) -> bytes:
         """Run one analyst query; ``parameters`` fill its ``{name:Type}`` placeholders."""
         prepared = prepared or self.prepare(client, sql, parameters)
+        fmt = output_format(prepared.fmt or default_format)
         try:
             return call(
                 "query",
                 client.raw_query,
                 prepared.statement,
                 parameters=parameters or None,
-                fmt=prepared.fmt or default_format,
+                fmt=fmt,
             )
         except ClickHouseError as exc:
             if exc.code in LIMIT_CODES:
@@ -129,6 +131,15 @@ class Guard:
             if exc.code == CANCELLED_CODE:
                 raise QueryRefusedError("cancelled", str(exc), 499, exc.code, exc.name) from exc
             raise
+
+
+def output_format(name: str) -> str:
+    """A format's name, checked: the backend appends it to the query text as ``FORMAT <name>``
+    (on chDB, which runs multi-statement strings, ``TSV; DROP TABLE …`` would run the DROP)."""
+    if not _FORMAT_NAME.fullmatch(name):
+        raise QueryRefusedError("bad_format", f"not a format name: {name[:60]!r}", 400, 73,
+                                "UNKNOWN_FORMAT")  # fmt: skip
+    return name
 
 
 def cancel(client: Client, marker: str) -> None:

@@ -33,7 +33,7 @@ from sinks.clickhouse import call
 from sinks.errors import ClickHouseError, ClickHouseUnavailableError, QueryRefusedError
 from sinks.http_service import HttpService
 from sinks.query import dashboard, questions
-from sinks.query.guard import Guard, cancel
+from sinks.query.guard import Guard, cancel, output_format
 from sinks.query.limits import QueryLimits
 from sinks.query.query_metrics import QueryMetrics
 from sinks.query.watch import run_watched
@@ -115,7 +115,7 @@ class _Service:
                 call("admin statement", client.command, sql, parameters=values or None)
                 return b""
         return call("admin query", client.raw_query, statement, parameters=values or None,
-                    fmt=asked or fmt)  # fmt: skip
+                    fmt=output_format(asked or fmt))  # fmt: skip
 
 
 def _handler(service: _Service) -> type[BaseHTTPRequestHandler]:

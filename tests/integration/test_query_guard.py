@@ -5,11 +5,13 @@ the CLI itself. Refusals name their rule; no refused query touches a file or a U
 from __future__ import annotations
 
 import http.server
+import itertools
 import os
 import subprocess
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import clickhouse_connect
@@ -220,3 +222,30 @@ def test_a_forbidden_call_is_refused_however_it_is_nested(chdb_client, pulse_db,
         Guard(database).prepare(chdb_client, fill(query, database, secret, url))
     assert refused.value.reason == reason, query
     assert hits == []
+
+
+def test_a_format_name_cannot_carry_sql(chdb_client, pulse_db):
+    """The backend appends the format as ``FORMAT <name>``, and chDB runs multi-statement
+    strings: a format that is not a plain name is refused, on every path."""
+    database, _, _, _ = pulse_db
+    hostile = ["TSV; DROP TABLE events", "TSV SETTINGS readonly = 0", "JSON\nSELECT 1", ""]
+    for fmt in hostile:
+        with pytest.raises(QueryRefusedError) as refused:
+            run_query(_settings(chdb_client, database), "SELECT count() FROM events", fmt)
+        assert refused.value.reason == "bad_format", fmt
+    path = chdb_client.path
+    server = QueryServer(
+        lambda: clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database),
+        "127.0.0.1", free_port(), database, admin_token="admin-format-0123456789",
+    ).start()  # fmt: skip
+    try:
+        for fmt, token in itertools.product(hostile[:3], [None, "admin-format-0123456789"]):
+            query = urllib.parse.urlencode({"query": "SELECT 1", "default_format": fmt})
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            request = urllib.request.Request(f"{server.url}/?{query}", headers=headers)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.headers["X-Pulse-Refused"] == "bad_format", (fmt, token)
+    finally:
+        server.stop()
+    assert chdb_client.command(f"EXISTS TABLE {database}.events") == 1
