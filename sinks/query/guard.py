@@ -31,7 +31,6 @@ CANCELLED_CODE = 394  # QUERY_WAS_CANCELLED
 @dataclass(frozen=True)
 class Prepared:
     statement: str  # what runs: the normalised query, limits appended to a SELECT
-    checked: str  # the normalised query as judged, without the limits
     fmt: str | None  # the FORMAT the query asked for
     kind: str
     marker: str  # its log_comment, to find it in system.processes
@@ -54,22 +53,7 @@ class Guard:
     def policy(self, client: Client) -> Policy:
         with self._lock:
             if self._policy is None:
-                tables = call(
-                    "reading table functions",
-                    client.query,
-                    "SELECT name FROM system.table_functions",
-                ).result_rows
-                functions = call(
-                    "reading functions",
-                    client.query,
-                    "SELECT name, alias_to, categories FROM system.functions "
-                    "WHERE NOT is_aggregate",
-                ).result_rows
-                catalog = Catalog.from_rows([t for (t,) in tables], functions)
-                # A server's analysts profile may already be read-only; there, setting
-                # ``readonly`` again is itself refused.
-                readonly = call("reading readonly", client.command, "SELECT getSetting('readonly')")
-                self._readonly_already = str(readonly) != "0"
+                catalog, self._readonly_already = _read_catalog(client)
                 self._policy = Policy(self.database, catalog)
             return self._policy
 
@@ -87,8 +71,17 @@ class Guard:
         self, client: Client, sql: str, parameters: dict[str, object] | None = None
     ) -> Prepared:
         """Refuse (``QueryRefusedError``) or return the statement to run."""
+        return self.judge(client, *self.normalise(client, sql), parameters)
+
+    def judge(
+        self,
+        client: Client,
+        normalised: str,
+        fmt: str | None,
+        parameters: dict[str, object] | None = None,
+    ) -> Prepared:
+        """The policy's verdict on a normalised statement (see ``normalise``)."""
         policy = self.policy(client)
-        normalised, fmt = self.normalise(client, sql)
         policy.precheck(normalised)
         rows = _asking("explaining the query", client, f"EXPLAIN AST {normalised}", parameters)
         try:
@@ -102,7 +95,7 @@ class Guard:
         if kind == "SELECT":
             clause = self.limits.clause(marker, readonly=not self._readonly_already)
             statement = f"{normalised} SETTINGS {clause}"
-        return Prepared(statement, normalised, fmt, kind, marker)
+        return Prepared(statement, fmt, kind, marker)
 
     def run(
         self,
@@ -131,6 +124,18 @@ class Guard:
             if exc.code == CANCELLED_CODE:
                 raise QueryRefusedError("cancelled", str(exc), 499, exc.code, exc.name) from exc
             raise
+
+
+def _read_catalog(client: Client) -> tuple[Catalog, bool]:
+    """What the engine offers, and whether the session is read-only already (a server's
+    analysts profile may be; there, setting ``readonly`` again is itself refused)."""
+    tables = call("reading table functions", client.query,
+                  "SELECT name FROM system.table_functions").result_rows  # fmt: skip
+    functions = call("reading functions", client.query,
+                     "SELECT name, alias_to, categories FROM system.functions "
+                     "WHERE NOT is_aggregate").result_rows  # fmt: skip
+    readonly = call("reading readonly", client.command, "SELECT getSetting('readonly')")
+    return Catalog.from_rows([t for (t,) in tables], functions), str(readonly) != "0"
 
 
 def output_format(name: str) -> str:

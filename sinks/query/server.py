@@ -105,9 +105,9 @@ class _Service:
         return self.guard.run(client, sql, fmt, values, prepared=prepared)
 
     def _as_admin(self, client: Client, sql: str, fmt: str, values: dict) -> bytes:
+        statement, asked = self.guard.normalise(client, sql)
         try:
-            statement, asked = self.guard.normalise(client, sql)
-            self.guard.prepare(client, sql, values)
+            self.guard.judge(client, statement, asked, values)
         except QueryRefusedError as exc:
             if exc.reason in ("syntax_error", "bad_parameter"):
                 raise
