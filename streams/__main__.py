@@ -290,6 +290,11 @@ def worker() -> None:
 @click.option("--quix/--no-quix", default=True, help="Also run the Quix Streams peer.")
 @click.option("--window-keys", default=100_000, show_default=True, help="For the RSS probe.")
 @click.option(
+    "--exactly-once/--no-exactly-once",
+    default=True,
+    help="Also run the worker with PULSE_PROCESSING_GUARANTEE=exactly_once.",
+)
+@click.option(
     "--quix-venv",
     type=click.Path(path_type=Path),
     default=Path(".pulse/bench/quix-venv"),
@@ -303,12 +308,13 @@ def bench(
     quix: bool,
     window_keys: int,
     quix_venv: Path,
+    exactly_once: bool,
 ) -> None:
     """Throughput of the streams job next to Quix Streams on the same input, same run."""
     from streams.tools.bench import result_line, run
 
     logging.getLogger().setLevel(logging.WARNING)
-    results = run(events, batch, partitions, seed, quix, window_keys, quix_venv)
+    results = run(events, batch, partitions, seed, quix, window_keys, quix_venv, exactly_once)
     click.echo(result_line(results))
 
 

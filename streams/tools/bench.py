@@ -9,7 +9,10 @@ peak RSS is the worker's VmHWM. A separate probe measures RSS with N live window
 
 The same run also times the job with no framework at all (``Processor.process`` over the same
 messages in this process, no Kafka) and fastavro's decoding and encoding alone: the rates no
-worker built on them can exceed, printed as ceilings on the ratio to Quix.
+worker built on them can exceed, printed as ceilings on the ratio to Quix; the RESULT line
+gives the worker's share of the first. The worker runs twice, at-least-once and exactly-once
+(the same input, a group each), to show what transactions cost. A fixed pure-Python loop, timed
+first, states the VM's speed, so that figures of different days can be compared.
 """
 
 from __future__ import annotations
@@ -100,15 +103,29 @@ def _publish(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes, int]
     producer.flush()
 
 
+def vm_speed() -> float:
+    """Seconds this machine takes for a fixed pure-Python loop: figures of different days are
+    compared through it (the VM's speed varies several-fold between days)."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(5_000_000):
+        total += i * i % 7
+    return time.perf_counter() - start
+
+
 def _run_pulse(
-    bootstrap: str, tag: str, events: int, partitions: int, workdir: Path
+    bootstrap: str, tag: str, events: int, partitions: int, workdir: Path, guarantee: str
 ) -> tuple[float, float]:
+    raw = f"raw-pulse-{tag}"
+    if guarantee != "at_least_once":  # the same input, read again by a group of its own
+        tag = f"{tag}-{guarantee.replace('_', '-')}"
     web = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
     env.update(
         {
             "PULSE_KAFKA_BOOTSTRAP": bootstrap,
-            "PULSE_TOPIC_RAW": f"raw-pulse-{tag}",
+            "PULSE_PROCESSING_GUARANTEE": guarantee,
+            "PULSE_TOPIC_RAW": raw,
             "PULSE_TOPIC_ENRICHED": f"enriched-pulse-{tag}",
             "PULSE_TOPIC_COUNTS": f"counts-pulse-{tag}",
             "PULSE_TOPIC_DLQ": f"dlq-pulse-{tag}",
@@ -121,7 +138,7 @@ def _run_pulse(
             "PULSE_LOG_LEVEL": "warning",
         }
     )
-    log = open(workdir / "pulse-worker.log", "wb")  # noqa: SIM115
+    log = open(workdir / f"pulse-worker-{guarantee}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams", "worker"],
         cwd=REPO,
@@ -135,7 +152,7 @@ def _run_pulse(
         while time.monotonic() < deadline and "t95" not in marks:
             time.sleep(0.1)
             if proc.poll() is not None:
-                tail = (workdir / "pulse-worker.log").read_text(errors="replace")[-3000:]
+                tail = Path(log.name).read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"worker exited {proc.returncode}:\n{tail}")
             try:
                 text = urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics", timeout=2).read()
@@ -300,13 +317,22 @@ print(before, rss("VmHWM"))
 
 
 def run(
-    events: int, batch: int, partitions: int, seed: int, quix: bool, keys: int, quix_venv: Path
+    events: int,
+    batch: int,
+    partitions: int,
+    seed: int,
+    quix: bool,
+    keys: int,
+    quix_venv: Path,
+    exactly_once: bool = True,
 ) -> dict[str, float]:
     tag = f"{int(time.time())}"
     results: dict[str, float] = {}
     workdir = REPO / ".pulse" / "bench" / f"run-{tag}"  # logs and state stay for inspection
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"logs: {workdir}", flush=True)
+    results["vm_speed_s"] = vm_speed()
+    print(f"vm speed: fixed pure-Python loop in {results['vm_speed_s']:.2f} s", flush=True)
     with EmbeddedBroker(port=free_port()) as broker:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         _topics(admin, [f"raw-pulse-{tag}", f"raw-quix-{tag}"], partitions)
@@ -320,14 +346,22 @@ def run(
         _publish(broker.bootstrap, f"raw-pulse-{tag}", messages)
         if quix:
             _publish(broker.bootstrap, f"raw-quix-{tag}", messages)
-        rate, rss = _run_pulse(broker.bootstrap, tag, events, partitions, workdir)
+        rate, rss = _run_pulse(broker.bootstrap, tag, events, partitions, workdir, "at_least_once")
         print(f"pulse: {rate:,.0f} events/s, peak RSS {rss:.0f} MB", flush=True)
         results.update(streams=rate, rss_mb=rss)
+        if exactly_once:
+            eos, _ = _run_pulse(broker.bootstrap, tag, events, partitions, workdir, "exactly_once")
+            results["exactly_once"] = eos
+            print(
+                f"pulse exactly-once: {eos:,.0f} events/s = {eos / rate:.2f}x at-least-once",
+                flush=True,
+            )
         if quix:
             qrate, qrss = _run_quix(quix_python(quix_venv), broker.bootstrap, tag, events, workdir)
             print(f"quix:  {qrate:,.0f} events/s, peak RSS {qrss:.0f} MB", flush=True)
             results.update(quix=qrate)
         bound = ceilings(messages, partitions)
+        results["ceiling"] = bound["job_alone"]
         quix_rate = results.get("quix")
         for name, what in (
             ("job_alone", "the job with no framework (Processor alone, no Kafka)"),
@@ -356,5 +390,6 @@ def result_line(results: dict[str, float]) -> str:
     ratio = results["streams"] / quix if quix else float("nan")
     return (
         f"RESULT streams={results['streams']:.0f} quix={quix or float('nan'):.0f} "
-        f"ratio={ratio:.2f} rss_mb={results['rss_mb']:.0f}"
+        f"ratio={ratio:.2f} ceiling={results['ceiling']:.0f} "
+        f"share={results['streams'] / results['ceiling']:.2f} rss_mb={results['rss_mb']:.0f}"
     )

@@ -23,6 +23,7 @@ from typing import Any
 import faust
 from aiohttp.web import Response
 from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT, StreamT
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -39,11 +40,34 @@ STALL_S = 5.0  # an owned partition with unread messages and nothing delivered t
 RAW = faust.Schema(key_serializer="raw", value_serializer="raw")
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def _highwaters(self, partitions: Any) -> Any:
+        # Under exactly-once faust takes each changelog's end from the last *fetch* response,
+        # which a partition not fetched since its assignment does not have yet: recovery then
+        # took -1 as the end, and crashed on its consistency check or, without the check,
+        # restored nothing, so counts came up short (test_rebalance_crash_duplicates_and_catalog
+        # [join-then-sigkill-exactly-once]). A ListOffsets request with the consumer's
+        # read_committed isolation answers the last stable offset itself.
+        return await self._ensure_consumer().end_offsets(partitions)
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> _ConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
 def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> faust.App:
     """The worker app. ``plugins`` looks plugin metadata up by id (a started CatalogReader)."""
     session_timeout = settings.kafka_session_timeout_s
 
     class App(faust.App):
+        def _new_transport(self) -> Any:
+            return Transport(self.conf.broker_consumer, self)
+
         async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
             # faust waits here, at a revoke and at shutdown, until every message handed to the
             # agent is acknowledged; only a flush acknowledges, and the flush timer is stopped
@@ -135,7 +159,8 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
         # Straight to the producer, as faust's Topic.publish_message does after wrapping the
         # message in futures and sensor calls this worker does not use (5% of its time). The
         # delivery future is kept, not awaited: a flush checks every delivery at once.
-        producer = await app.maybe_start_producer()
+        producer = app.producer
+        await producer.maybe_start()
         partition = None
         if key is None:
             # Keyless messages would go to a random partition; a successor re-sending one must
@@ -145,8 +170,22 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
                 partition_counts[topic] = len(await aio.partitions_for(topic))
             partition = source_partition % partition_counts[topic]
         deliveries.append(
-            await producer.send(topic, key, value, partition, timestamp=None, headers=headers)
-        )
+            await producer.send(
+                topic, key, value, partition, None, headers,
+                transactional_id=transaction_of(source_partition),
+            )
+        )  # fmt: skip
+
+    def transaction_of(source_partition: int) -> str | None:
+        # Under exactly-once an output belongs to the transaction that commits its source
+        # partition's offsets. faust's TransactionManager.send picks the transaction of the
+        # *output* partition (and fails for a topic it does not consume), so a crash between
+        # two transactions' commits kept offsets whose outputs were aborted
+        # (test_rebalance_crash_duplicates_and_catalog[join-then-sigkill-exactly-once]).
+        if not app.in_transaction:
+            return None
+        group = app.assignor.group_for_topic(raw_topic.get_topic_name())
+        return f"{app.conf.id}-{group}-{source_partition}"
 
     async def delivered() -> bool:
         """Wait for every message sent so far; False (and the worker crashed) if one failed."""
@@ -181,8 +220,12 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
                 processor.dedup.load(p, key, payload)
         # Counts whose emission a crash cut short: re-emitting is idempotent and a stale value
         # can never win (its version, a position, is lower), so emit every owned key again.
-        for key, value in processor.count_records(owned):
-            await send(settings.topic_counts, key, value)
+        # Not under exactly-once: emission commits with the state, and a transaction holding
+        # only these (no offsets) would stay open, hiding later counts from read_committed
+        # consumers, until the broker aborted it.
+        if not app.in_transaction:
+            for key, value in processor.count_records(owned):
+                await send(settings.topic_counts, key, value, source_partition=int(key))
         log.info(
             "state loaded: %d window keys, %d dedup ids, partitions %s",
             loaded,
@@ -219,7 +262,7 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
             if not await settled(changelog):
                 return
             for key, value in result.count_records:  # 3. absolute counts
-                await send(settings.topic_counts, key, value)
+                await send(settings.topic_counts, key, value, source_partition=int(key))
             metrics.counts_emitted.inc(len(result.count_records))  # messages
             for event in batch:  # 4. now the offsets may be committed
                 await streams[0].ack(event)

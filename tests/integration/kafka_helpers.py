@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from .conftest import PATIENCE
 
@@ -28,5 +28,29 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.
                 if time.monotonic() >= settle_until:
                     break
         return out
+    finally:
+        consumer.close()
+
+
+def control_offsets(bootstrap: str, topic: str) -> int:
+    """Offsets of ``topic`` that hold no message a consumer can read: transaction markers (and
+    compacted records, which Pulse's output topics do not have)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "log_level": 3,
+                         "isolation.level": "read_uncommitted",
+                         "enable.partition.eof": True})  # fmt: skip
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                for p in partitions}  # fmt: skip
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        seen, at_end = 0, set()
+        deadline = time.monotonic() + 30 * PATIENCE
+        while time.monotonic() < deadline and at_end != set(partitions):
+            for m in consumer.consume(1000, timeout=0.2):
+                if m.error() is None:
+                    seen += 1
+                elif m.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(m.partition())
+        return sum(high - low for low, high in ends.values()) - seen
     finally:
         consumer.close()

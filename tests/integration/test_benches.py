@@ -33,8 +33,13 @@ def test_streams_bench_prints_rates_ceilings_and_result():
     ceilings = re.findall(r"^ceiling: .*: ([\d,]+) events/s$", text, re.M)
     assert len(ceilings) == 2 and all(int(c.replace(",", "")) > 0 for c in ceilings), text
     result = text.strip().splitlines()[-1]
-    match = re.fullmatch(r"RESULT streams=(\d+) quix=nan ratio=nan rss_mb=(\d+)", result)
-    assert match and int(match[1]) > 0 and int(match[2]) > 0, result
+    assert re.search(r"^vm speed: fixed pure-Python loop in [\d.]+ s$", text, re.M), text
+    assert re.search(r"^pulse exactly-once: [\d,]+ events/s = [\d.]+x at-least-once$", text, re.M)
+    match = re.fullmatch(
+        r"RESULT streams=(\d+) quix=nan ratio=nan ceiling=(\d+) share=([\d.]+) rss_mb=(\d+)",
+        result,
+    )
+    assert match and int(match[1]) > 0 and int(match[2]) > 0 and int(match[4]) > 0, result
 
 
 def test_sinks_bench_bills_merges_and_prints_result():

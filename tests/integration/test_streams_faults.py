@@ -20,6 +20,7 @@ from streams.settings import KafkaSettings
 from streams.tools.traffic import Traffic, TrafficConfig
 
 from .conftest import REPO, wait_for
+from .kafka_helpers import control_offsets
 from .test_pipeline import expected_counts, query, scalar, wait_count
 
 
@@ -34,11 +35,14 @@ def produce(producer: EventProducer, events: list[dict], duplicates: list[dict])
 
 
 @pytest.mark.parametrize(
-    "kill",
-    [False, True],
-    ids=["join", "join-then-sigkill"],
+    ("kill", "guarantee"),
+    [(False, "at_least_once"), (True, "at_least_once"), (True, "exactly_once")],
+    ids=["join", "join-then-sigkill", "join-then-sigkill-exactly-once"],
 )
-def test_rebalance_crash_duplicates_and_catalog(pulse_env, processes, broker, tmp_path, kill):
+def test_rebalance_crash_duplicates_and_catalog(
+    pulse_env, processes, broker, tmp_path, kill, guarantee
+):
+    pulse_env.values["PULSE_PROCESSING_GUARANTEE"] = guarantee
     pulse_env.values["PULSE_TOPIC_CATALOG"] = f"catalog-{pulse_env['PULSE_TOPIC_RAW']}"
     os.environ["PULSE_TOPIC_CATALOG"] = pulse_env["PULSE_TOPIC_CATALOG"]
     ensure_topics(wait_for_broker(broker.bootstrap), pulse_topics(KafkaSettings()), 4)
@@ -145,6 +149,11 @@ def test_rebalance_crash_duplicates_and_catalog(pulse_env, processes, broker, tm
     assert scalar("SELECT count() FROM pulse.events FINAL") == n
     assert scalar("SELECT uniqExact(event_id) FROM pulse.events") == n
     wait_count("SELECT count() FROM pulse.dead_letters", len(hostile), 60, "the dead letters")
+    for topic in ("PULSE_TOPIC_ENRICHED", "PULSE_TOPIC_COUNTS", "PULSE_TOPIC_DLQ"):
+        # Under exactly-once every output is written in a transaction (markers take offsets);
+        # under at-least-once none is.
+        markers = control_offsets(broker.bootstrap, pulse_env[topic])
+        assert (markers > 0) == (guarantee == "exactly_once"), (topic, markers)
     dead = query("SELECT reason, count() AS n FROM pulse.dead_letters GROUP BY reason")
     assert [(r["reason"], int(r["n"])) for r in dead] == [("unknown_schema", len(hostile))]
     got = {
