@@ -134,11 +134,40 @@ class Processes:
         for name in list(self.procs):
             self.stop(name)
 
+    def report(self, lines: int = 400) -> None:
+        """After a failure: every live faust worker's task stacks (mode's Worker prints them on
+        SIGUSR1), then each log's tail, so a stall in CI can be read from the test report."""
+        workers = [
+            proc
+            for proc in self.procs.values()
+            if proc.poll() is None and proc.args[2:4] == ["streams", "worker"]
+        ]
+        for proc in workers:
+            proc.send_signal(signal.SIGUSR1)
+        if workers:
+            time.sleep(2)
+        for name in self.procs:
+            tail = self.log(name).splitlines()[-lines:]
+            print(f"----- {name}.log (last {len(tail)} lines) -----", *tail, sep="\n")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+CALL_FAILED = pytest.StashKey[bool]()
+
 
 @pytest.fixture
-def processes(pulse_env, tmp_path) -> Iterator[Processes]:
+def processes(pulse_env, tmp_path, request) -> Iterator[Processes]:
     procs = Processes(pulse_env, tmp_path)
     yield procs
+    if request.node.stash.get(CALL_FAILED, False):
+        procs.report()
     procs.stop_all()
 
 
