@@ -16,6 +16,7 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel, Field, ValidationError, field_validator
+from tenacity import Retrying, retry_if_exception_type, wait_fixed
 
 from schemas import PLUGIN_INFO, Decoder, Encoder, SchemaError, default_catalog
 from streams.errors import StreamsError
@@ -185,16 +186,19 @@ class CatalogReader:
             }
         )
         try:
-            partitions = (
-                consumer.list_topics(self._topic, timeout=10).topics[self._topic].partitions
-            )
-            ends = {}
-            for p in partitions:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(self._topic, p), timeout=10
-                )
-                if high > low:
-                    ends[p] = high
+            # A partition whose leader is down (a node killed and not yet fenced) answers no
+            # watermark request until its leadership moves: ask again, never give up on the
+            # catalog (test_broker.py::test_a_worker_starts_while_a_node_of_three_is_down).
+            partitions, ends = Retrying(
+                retry=retry_if_exception_type(KafkaException),
+                wait=wait_fixed(1),
+                stop=lambda _: self._stop.is_set(),
+                before_sleep=lambda state: log.warning(
+                    "catalog %s not readable yet (%s); retrying", self._topic,
+                    state.outcome.exception() if state.outcome else None,
+                ),
+                reraise=True,
+            )(self._ends, consumer)  # fmt: skip
             consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions])
             if not ends:
                 self._caught_up.set()
@@ -207,11 +211,21 @@ class CatalogReader:
                         ends.pop(msg.partition(), None)
                         if not ends:
                             self._caught_up.set()
-        except KafkaException:
-            log.exception("catalog reader stopped; plugins stay as last read")
+        except KafkaException as exc:
+            log.error("catalog reader stopped (%s); plugins stay as last read", exc)
         finally:
             self._caught_up.set()
             consumer.close()
+
+    def _ends(self, consumer: Consumer) -> tuple[list[int], dict[int, int]]:
+        """The topic's partitions, and the end offset of each that holds anything."""
+        partitions = consumer.list_topics(self._topic, timeout=10).topics[self._topic].partitions
+        ends = {}
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(self._topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+        return list(partitions), ends
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         plugin_id = (key or b"").decode("utf-8", "replace")

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from streams.errors import KafkaUnavailableError
 from streams.settings import KafkaSettings
@@ -42,11 +43,32 @@ def ensure_topics(
     return the names created. Replicated topics need two in-sync copies for a write
     (``acks=all``), so one broker may be down."""
     names = list(names)
+    settings = {**_config(replication), **(config or {})}
+    # A node killed and not yet fenced (9 s) can still be the controller librdkafka asks, and
+    # the create then times out (test_broker.py::test_a_worker_starts_while_a_node_of_three
+    # _is_down): ask again, as the metadata moves on to a live node.
+    created = Retrying(
+        retry=retry_if_exception(_timed_out),
+        stop=stop_after_delay(CREATE_PATIENCE_S),
+        wait=wait_fixed(1),
+        reraise=True,
+    )(_create, admin, names, partitions, replication, settings)
+    wait_for_leaders(admin, names)
+    return created
+
+
+CREATE_PATIENCE_S = 60.0  # all attempts
+CREATE_TIMEOUT_S = 15.0  # one attempt (librdkafka's default is a minute)
+
+
+def _create(
+    admin: AdminClient, names: list[str], partitions: int, replication: int, settings: dict
+) -> list[str]:
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [n for n in names if n not in existing]
-    settings = {**_config(replication), **(config or {})}
     futures = admin.create_topics([NewTopic(n, partitions, replication, config=settings)
-                                   for n in wanted]) if wanted else {}  # fmt: skip
+                                   for n in wanted], request_timeout=CREATE_TIMEOUT_S
+                                  ) if wanted else {}  # fmt: skip
     created = []
     for name, future in futures.items():
         try:
@@ -55,8 +77,16 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KafkaUnavailableError(f"creating topic {name}: {exc}") from exc
-    wait_for_leaders(admin, names)
     return created
+
+
+def _timed_out(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    return (
+        isinstance(exc, KafkaUnavailableError)
+        and isinstance(cause, KafkaException)
+        and cause.args[0].code() == KafkaError._TIMED_OUT
+    )
 
 
 def wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float = 60.0) -> None:

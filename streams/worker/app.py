@@ -22,6 +22,8 @@ from typing import Any
 
 import faust
 from aiohttp.web import Response
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
+from aiokafka.protocol.metadata import MetadataRequest
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT, StreamT
@@ -58,6 +60,25 @@ class _Consumer(faust_aiokafka.Consumer):
 
 class Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+
+    async def _get_controller_node(self, owner: Any, client: Any, timeout: int = 30000) -> Any:
+        # faust sends a metadata request to the first broker it knows of and its CreateTopics
+        # to the controller named in the answer; a worker started while a node was down (and
+        # not yet fenced) failed either request with NodeNotReadyError and exited
+        # (test_broker.py::test_a_worker_starts_while_a_node_of_three_is_down). On KRaft any
+        # broker forwards CreateTopics to the active controller, and the "controller" a broker
+        # names is a random broker, maybe the dead one: use the first broker that answers.
+        failure: Exception = NodeNotReadyError("no broker in the cluster metadata")
+        for broker in client.cluster.brokers():
+            try:
+                answer = await owner.wait(
+                    client.send(broker.nodeId, MetadataRequest([])), timeout=timeout / 1000
+                )
+            except (KafkaConnectionError, NodeNotReadyError, RequestTimedOutError) as exc:
+                failure = exc
+                continue
+            return None if answer.stopped else broker.nodeId
+        raise failure
 
 
 def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> faust.App:

@@ -217,3 +217,28 @@ def test_a_cluster_id_starting_with_a_dash_formats(tmp_path):
     tmp_path.joinpath("cluster-id").write_text("-" + "A" * 21)
     with EmbeddedBroker(port=0, data_dir=tmp_path) as kafka:
         assert wait_for_broker(kafka.bootstrap, timeout_s=30) is not None
+
+
+def test_a_worker_starts_while_a_node_of_three_is_down(pulse_env, processes, tmp_path):
+    # A starting worker declares faust's topics, asking a broker of its metadata where the
+    # controller is. Until the cluster fences a killed node (9 s), the metadata still lists
+    # it; which broker is asked first follows set order, so the hash seed: with three seeds
+    # the dead node comes first for at least one of the workers started right after the kill.
+    with EmbeddedBroker(port=0, brokers=3, data_dir=tmp_path / "kafka") as kafka:
+        processes.env.values["PULSE_KAFKA_BOOTSTRAP"] = kafka.bootstrap
+        processes.env.values["PULSE_REPLICATION_FACTOR"] = "3"
+        ensure_topics(wait_for_broker(kafka.bootstrap), pulse_topics(KafkaSettings()), 4, 3)
+        kafka.nodes[1].kill()
+        workers = {
+            f"streams-{seed}": processes.start(f"streams-{seed}", "streams", "worker",
+                                               PYTHONHASHSEED=str(seed),
+                                               PULSE_WEB_PORT=str(free_port()))
+            for seed in range(3)
+        }  # fmt: skip
+        for name, worker in workers.items():
+            wait_for(lambda n=name, w=worker: "[^Worker]: Ready" in processes.log(n)
+                     or w.poll() is not None, 120, f"{name} ready or gone")  # fmt: skip
+            assert worker.poll() is None, processes.log(name)[-3000:]
+        for name in workers:
+            assert processes.stop(name) == 0
+            assert "Traceback" not in processes.log(name), processes.log(name)[-3000:]
