@@ -110,80 +110,14 @@ def render(ask: Ask, since: str = "24h", now: datetime | None = None) -> str:
         ("Page views", total.get("page_views", 0)),
         ("Dead letters", sum(int(r["messages"]) for r in dead)),
     ]
-    parts = []
-    if active:
-        periods = [r["period"] for r in active]
-        fig = go.Figure()
-        fig.add_bar(x=periods, y=[_num(r["events"]) for r in active], name="events",
-                    marker_color="#cbd5e1")  # fmt: skip
-        fig.add_scatter(x=periods, y=[_num(r["users"]) for r in active], name="users",
-                        mode="lines+markers", yaxis="y2")  # fmt: skip
-        fig.add_scatter(x=periods, y=[_num(r["sessions"]) for r in active], name="sessions",
-                        mode="lines+markers", yaxis="y2")  # fmt: skip
-        fig.update_layout(
-            yaxis={"title": "events", "rangemode": "tozero"},
-            yaxis2={"title": "users, sessions", "overlaying": "y", "side": "right",
-                    "rangemode": "tozero"},
-        )  # fmt: skip
-        parts.append(_chart("usage", _figure(fig, f"Usage per {group_by}", periods=True)))
-    else:
-        parts.append(_empty("usage", f"Usage per {group_by}"))
-    if plugins:
-        top = list(reversed(plugins))
-        fig = go.Figure()
-        fig.add_bar(y=[r["plugin_id"] for r in top], x=[_num(r["page_views"]) for r in top],
-                    orientation="h", name="page views")  # fmt: skip
-        fig.add_bar(y=[r["plugin_id"] for r in top], x=[_num(r["users"]) for r in top],
-                    orientation="h", name="users")  # fmt: skip
-        parts.append(_chart("plugins", _figure(fig, "Top plugins")))
-    else:
-        parts.append(_empty("plugins", "Top plugins"))
-    if trend:
-        leaders = [r["plugin_id"] for r in plugins[:6]]
-        fig = go.Figure()
-        for plugin in leaders:
-            rows = [r for r in trend if r["plugin_id"] == plugin]
-            fig.add_bar(x=[r["period"] for r in rows], y=[_num(r["events"]) for r in rows],
-                        name=plugin)  # fmt: skip
-        fig.update_layout(barmode="stack")
-        parts.append(_chart("trend", _figure(fig, "Events of the top plugins", periods=True)))
-    else:
-        parts.append(_empty("trend", "Events of the top plugins"))
-    if templates:
-        fig = go.Figure()
-        names = [r["template"] or "(unknown)" for r in templates]
-        fig.add_bar(x=names, y=[_num(r["runs"]) for r in templates], name="runs")
-        fig.add_scatter(x=names, y=[_num(r["time_saved"]) for r in templates], yaxis="y2",
-                        name="time saved (sum of value)", mode="markers",
-                        marker={"size": 12, "symbol": "diamond"})  # fmt: skip
-        fig.update_layout(
-            yaxis={"title": "runs"},
-            yaxis2={"title": "time saved", "overlaying": "y", "side": "right"},
-        )
-        parts.append(_chart("templates", _figure(fig, "Software templates")))
-    else:
-        parts.append(_empty("templates", "Software templates"))
-    if discover:
-        fig = go.Figure()
-        periods = [r["period"] for r in discover]
-        fig.add_bar(x=periods, y=[_num(r["searches"]) for r in discover], name="searches")
-        fig.add_bar(x=periods, y=[_num(r["discovers"]) for r in discover], name="result clicks")
-        fig.add_scatter(x=periods, y=[_num(r["discover_rate"]) for r in discover],
-                        name="click rate", yaxis="y2", mode="lines+markers")  # fmt: skip
-        fig.update_layout(
-            yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "rangemode": "tozero"}
-        )
-        parts.append(_chart("search", _figure(fig, "Search", periods=True)))
-    else:
-        parts.append(_empty("search", "Search"))
-    if dead:
-        fig = go.Figure()
-        fig.add_bar(x=[f"{r['stage']}: {r['reason']}" for r in dead],
-                    y=[_num(r["messages"]) for r in dead], name="dead letters",
-                    marker_color="#dc2626")  # fmt: skip
-        parts.append(_chart("dead-letters", _figure(fig, "Dead letters by reason")))
-    else:
-        parts.append(_empty("dead-letters", "Dead letters by reason"))
+    charts = [
+        _section("usage", f"Usage per {group_by}", _usage(active), periods=True),
+        _section("plugins", "Top plugins", _plugins(plugins)),
+        _section("trend", "Events of the top plugins", _trend(trend, plugins), periods=True),
+        _section("templates", "Software templates", _templates(templates)),
+        _section("search", "Search", _search(discover), periods=True),
+        _section("dead-letters", "Dead letters by reason", _dead_letters(dead)),
+    ]
     tables = [
         _table("Top searches", searches, ["term", "searches", "users", "mean_results"]),
         _table("Searches with no results", no_results, ["term", "searches", "users"]),
@@ -199,11 +133,103 @@ def render(ask: Ask, since: str = "24h", now: datetime | None = None) -> str:
     return PAGE.format(
         picker=picker,
         tiles=tile_html,
-        charts="".join(parts),
+        charts="".join(charts),
         tables="".join(tables),
         generated=generated,
         meta=html.escape(json.dumps({"since": since, "group_by": group_by})),
     )
+
+
+def _section(div_id: str, title: str, fig: go.Figure | None, periods: bool = False) -> str:
+    """A chart, or the empty state when its question had no rows."""
+    return _empty(div_id, title) if fig is None else _chart(div_id, _figure(fig, title, periods))
+
+
+Rows = list[dict[str, Any]]
+
+
+def _usage(active: Rows) -> go.Figure | None:
+    if not active:
+        return None
+    periods = [r["period"] for r in active]
+    fig = go.Figure()
+    fig.add_bar(x=periods, y=[_num(r["events"]) for r in active], name="events",
+                marker_color="#cbd5e1")  # fmt: skip
+    fig.add_scatter(x=periods, y=[_num(r["users"]) for r in active], name="users",
+                    mode="lines+markers", yaxis="y2")  # fmt: skip
+    fig.add_scatter(x=periods, y=[_num(r["sessions"]) for r in active], name="sessions",
+                    mode="lines+markers", yaxis="y2")  # fmt: skip
+    fig.update_layout(
+        yaxis={"title": "events", "rangemode": "tozero"},
+        yaxis2={"title": "users, sessions", "overlaying": "y", "side": "right",
+                "rangemode": "tozero"},
+    )  # fmt: skip
+    return fig
+
+
+def _plugins(plugins: Rows) -> go.Figure | None:
+    if not plugins:
+        return None
+    top = list(reversed(plugins))
+    fig = go.Figure()
+    fig.add_bar(y=[r["plugin_id"] for r in top], x=[_num(r["page_views"]) for r in top],
+                orientation="h", name="page views")  # fmt: skip
+    fig.add_bar(y=[r["plugin_id"] for r in top], x=[_num(r["users"]) for r in top],
+                orientation="h", name="users")  # fmt: skip
+    return fig
+
+
+def _trend(trend: Rows, plugins: Rows) -> go.Figure | None:
+    if not trend:
+        return None
+    fig = go.Figure()
+    for plugin in [r["plugin_id"] for r in plugins[:6]]:
+        rows = [r for r in trend if r["plugin_id"] == plugin]
+        fig.add_bar(x=[r["period"] for r in rows], y=[_num(r["events"]) for r in rows],
+                    name=plugin)  # fmt: skip
+    fig.update_layout(barmode="stack")
+    return fig
+
+
+def _templates(templates: Rows) -> go.Figure | None:
+    if not templates:
+        return None
+    fig = go.Figure()
+    names = [r["template"] or "(unknown)" for r in templates]
+    fig.add_bar(x=names, y=[_num(r["runs"]) for r in templates], name="runs")
+    fig.add_scatter(x=names, y=[_num(r["time_saved"]) for r in templates], yaxis="y2",
+                    name="time saved (sum of value)", mode="markers",
+                    marker={"size": 12, "symbol": "diamond"})  # fmt: skip
+    fig.update_layout(
+        yaxis={"title": "runs"},
+        yaxis2={"title": "time saved", "overlaying": "y", "side": "right"},
+    )
+    return fig
+
+
+def _search(discover: Rows) -> go.Figure | None:
+    if not discover:
+        return None
+    fig = go.Figure()
+    periods = [r["period"] for r in discover]
+    fig.add_bar(x=periods, y=[_num(r["searches"]) for r in discover], name="searches")
+    fig.add_bar(x=periods, y=[_num(r["discovers"]) for r in discover], name="result clicks")
+    fig.add_scatter(x=periods, y=[_num(r["discover_rate"]) for r in discover],
+                    name="click rate", yaxis="y2", mode="lines+markers")  # fmt: skip
+    fig.update_layout(
+        yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "rangemode": "tozero"}
+    )
+    return fig
+
+
+def _dead_letters(dead: Rows) -> go.Figure | None:
+    if not dead:
+        return None
+    fig = go.Figure()
+    fig.add_bar(x=[f"{r['stage']}: {r['reason']}" for r in dead],
+                y=[_num(r["messages"]) for r in dead], name="dead letters",
+                marker_color="#dc2626")  # fmt: skip
+    return fig
 
 
 PAGE = """<!doctype html>
