@@ -264,6 +264,11 @@ class TableSink:
                 lows[tp.partition] = _log_start(consumer, tp)
                 start[tp.partition] = lows[tp.partition]
         self._warm_up(consumer, partitions, start, lows)
+        self._replay(start)
+
+    def _replay(self, start: dict[int, int]) -> None:
+        """Rebuild the runs recorded as intents that start at these offsets (partition ->
+        offset): their tokens then match the last owner's attempt."""
         replay = self._intents.pending(start)
         for p, last in replay.items():
             log.info(
@@ -328,6 +333,7 @@ class TableSink:
         # parses one insert's Avro on one thread, and a machine has more cores than that.
         written = list(self._pool.map(self._write, runs))
         self.stats.rows_written += sum(written)
+        replayed = {}
         for run in runs:
             if run.repeats:
                 log.info(
@@ -337,6 +343,10 @@ class TableSink:
             if self._replay_end.pop(run.partition, None) is not None:
                 self.stats.replays += 1
                 self._m["replays"].inc()
+                replayed[run.partition] = run.last + 1
+        # A last owner whose commits failed (e.g. while the group coordinator moved) wrote
+        # several runs past its committed offset: each starts where the one before ended.
+        self._replay(replayed)
         self._dlq.flush(30)  # dead letters durable before their offsets are committed
         if self._commit(runs):
             self.stats.batches += 1

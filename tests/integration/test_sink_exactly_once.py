@@ -97,6 +97,54 @@ def test_a_sink_dying_between_insert_and_commit_is_replayed_exactly(
     assert_rollups_match_events(chdb_client, database, 3000)
 
 
+def test_runs_written_past_failed_commits_are_replayed_exactly(
+    pulse_env, broker, chdb_client, database
+):
+    # Commits fail while the group coordinator moves, and the sink goes on writing runs past
+    # its committed offset; its successor (here with other batch sizes) must rebuild every one
+    # of those runs, not only the first, or the rollup views count the others twice.
+    ensure_topics(wait_for_broker(broker.bootstrap), pulse_topics(KafkaSettings()), 4)
+    migrate(chdb_client, database)
+    messages = envelopes(3000, 50)
+    settings = SinkSettings(database=database, batch_rows=400, batch_age_s=0.2)
+    spec = table_specs(settings)["events"]
+    first = TableSink(spec, settings, chdb_client)
+    commits = []
+
+    def fail_then_die(runs):
+        commits.append(runs)
+        if len(commits) < 3:
+            return False  # what _commit answers to "Waiting for coordinator"
+        first.stop()
+        raise Crash
+
+    first._commit = fail_then_die
+    thread = threading.Thread(target=lambda: _swallow(first.run, Crash), daemon=True)
+    thread.start()
+    third = len(messages) // 3
+    for wave in range(3):  # one flush, one failed commit per wave; the sink dies at the third
+        publish(broker.bootstrap, pulse_env["PULSE_TOPIC_ENRICHED"],
+                messages[wave * third : (wave + 1) * third if wave < 2 else None])  # fmt: skip
+        wait_for(lambda w=wave: len(commits) > w, 60, f"flush {wave + 1}")
+    thread.join(60)
+    assert not thread.is_alive() and len(commits) == 3
+
+    bigger = SinkSettings(database=database, batch_rows=1000, batch_age_s=0.2)
+    second = TableSink(table_specs(bigger)["events"], bigger, chdb_client)
+    thread = threading.Thread(target=second.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: second.stats.consumed == len(messages), 60, "every message re-read")
+        wait_for(lambda: second.stats.batches > 0 and not second._batch.runs, 30, "a commit")
+    finally:
+        second.stop()
+        thread.join(30)
+    assert second.stats.replays == sum(len(runs) for runs in commits)
+    exact = f"SELECT count(), uniqExact(event_id) FROM {database}.events"
+    assert chdb_client.query(exact).result_rows == [(3000, 3000)]
+    assert_rollups_match_events(chdb_client, database, 3000)
+
+
 def _swallow(fn, exc_type) -> None:
     with contextlib.suppress(exc_type):
         fn()
