@@ -4,8 +4,9 @@ One embedded broker (``python -m streams broker``, a separate process) holds enr
 envelopes; one chDB engine in this process. The sink (Avro handed to ClickHouse as object
 containers) and the baseline (the same worker decoding Avro in Python and inserting columns,
 ``PULSE_AVRO_PASSTHROUGH=false``) each consume the topic with their own group into a database
-of their own, alternating for ``--rounds`` rounds; the RESULT line has the medians, so a slow
-phase of this shared machine weighs on both.
+of their own, alternating for ``--rounds`` rounds with the engine alone (the same envelopes'
+blocks in object containers, inserted straight into the same tables and views); the RESULT
+line has the medians, so a slow phase of this shared machine weighs on all three.
 
 A rate runs from the first message consumed to the last offset committed. "Per core" divides
 events by the CPU seconds this process used meanwhile (chDB's threads included; the broker's
@@ -36,12 +37,13 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas import ENRICHED_EVENT_BATCH, Encoder, default_catalog
+from schemas.container import ContainerWriter, ItemSchemas, block_of
 from schemas.dead_letters import source_headers
 from sinks.clickhouse import connect
 from sinks.schema.migrate import migrate
 from sinks.settings import SinkSettings
 from sinks.tables import table_specs
-from sinks.worker import TableSink
+from sinks.worker import INSERT_SETTINGS, TableSink
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = [
@@ -105,28 +107,25 @@ def enriched_events(n: int, seed: int) -> list[dict]:
     return out
 
 
-def _publish(bootstrap: str, topic: str, events: int, batch: int, seed: int) -> int:
+def envelopes(events: int, batch: int, seed: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) of each enriched envelope, as a streams worker sends them."""
     encode = Encoder(default_catalog().latest(ENRICHED_EVENT_BATCH))
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "log_level": 3})
     records = enriched_events(events, seed)
-    messages = 0
-    for i in range(0, events, batch):
-        chunk = records[i : i + batch]
+    chunks = [records[i : i + batch] for i in range(0, events, batch)]
+    return [(chunk[0]["session_id"].encode(), encode({"events": chunk})) for chunk in chunks]
+
+
+def _publish(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "log_level": 3})
+    for offset, (key, value) in enumerate(messages):
         while True:
             try:
-                producer.produce(
-                    topic,
-                    encode({"events": chunk}),
-                    chunk[0]["session_id"].encode(),
-                    headers=source_headers("raw", chunk[0]["source_partition"], messages),
-                )  # as a streams worker sends them: the sink reads the headers (repeats)
-                break
+                producer.produce(topic, value, key, headers=source_headers("raw", 0, offset))
+                break  # the sink reads the headers (repeats)
             except BufferError:
                 producer.poll(0.1)
-        messages += 1
     if producer.flush(60):
         raise RuntimeError("the broker did not take every message")
-    return messages
 
 
 def _cpu_by_thread() -> Counter[str]:
@@ -214,21 +213,24 @@ def run(
         _wait_for(admin)
         admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
         del admin  # Kafka clients must not outlive the broker: they log failed reconnects
-        messages = _publish(bootstrap, topic, events, batch, seed)
-        print(f"input: {events} enriched events in {messages} messages ({batch} per envelope)")
+        messages = envelopes(events, batch, seed)
+        _publish(bootstrap, topic, messages)
+        print(f"input: {events} enriched events in {len(messages)} messages ({batch} per envelope)")
         url = f"chdb://{workdir / 'clickhouse'}"
         client = connect(url)
         # One chDB connection runs one statement at a time: the sink inserts partition runs
         # side by side through these, opened once for every round.
         parallelism = SinkSettings(kafka_bootstrap=bootstrap).insert_parallelism
         extra = [connect(url) for _ in range(parallelism - 1)]
-        results: dict[str, list[Figures]] = {"sink": [], "baseline": []}
+        results: dict[str, list[Figures]] = {"sink": [], "baseline": [], "engine": []}
         for round_ in range(1, rounds + 1):
-            for name, passthrough in (("sink", True), ("baseline", False)):
+            for name, passthrough in (("sink", True), ("baseline", False), ("engine", True)):
                 label = f"{name} (round {round_}/{rounds})" if rounds > 1 else name
-                figures = _round(
-                    client, extra, bootstrap, topic, events, batch_rows, name, passthrough, round_
-                )
+                if name == "engine":
+                    figures = _engine_round(client, messages, batch_rows // partitions, round_)
+                else:
+                    figures = _round(client, extra, bootstrap, topic, events, batch_rows, name,
+                                     passthrough, round_)  # fmt: skip
                 print(
                     f"{label}: {figures.rate:,.0f} events/s, "
                     f"{figures.per_core:,.0f} events/s per core ({figures.seconds:.2f} s; "
@@ -282,6 +284,52 @@ def _round(
     return figures
 
 
+def _engine_round(
+    client: Client, messages: list[tuple[bytes, bytes]], rows_per_insert: int, round_: int
+) -> Figures:
+    """ClickHouse's own cost for the same rows: the envelopes' blocks in object containers of
+    about one sink run each, built before the clock starts, inserted into the same tables and
+    views with the sink's settings, merges billed; no Kafka, no Python per row."""
+    database = f"bench_engine_{round_}"
+    migrate(client, database)
+    spec = table_specs(SinkSettings(database=database))["events"]
+    items = ItemSchemas(default_catalog(), spec.record, spec.batch)
+    bodies, writer = [], None
+    for _, value in messages:
+        item, count, payload = block_of(value, items)
+        if writer is None or writer.records >= rows_per_insert:
+            if writer is not None:
+                bodies.append(writer.getvalue())
+            writer = ContainerWriter(item)
+        writer.add_block(count, payload)
+    if writer is not None:
+        bodies.append(writer.getvalue())
+    events = sum(block_of(value, items)[1] for _, value in messages)
+    t0, c0, threads0, s0 = (
+        time.perf_counter(),
+        time.process_time(),
+        _cpu_by_thread(),
+        os.times().system,
+    )
+    for i, body in enumerate(bodies):
+        client.raw_insert(
+            f"{database}.events",
+            list(spec.columns),
+            body,
+            fmt="Avro",
+            settings={**INSERT_SETTINGS, "insert_deduplication_token": f"e{i}"},
+        )
+    t1, c1 = time.perf_counter(), time.process_time()
+    _settle(client, database)
+    c2, threads2, s2 = time.process_time(), _cpu_by_thread(), os.times().system
+    threads2.subtract(threads0)
+    stored = client.command(f"SELECT count() FROM {database}.events")
+    if stored != events:
+        raise RuntimeError(f"engine: {stored} rows stored, {events} expected")
+    client.command(f"DROP DATABASE {database} SYNC")
+    return Figures(events, t1 - t0, c2 - c0, c2 - c1, s2 - s0, +threads2)
+
+
 def _free_port() -> int:
     import socket
 
@@ -306,4 +354,8 @@ def result_line(results: dict[str, list[Figures]]) -> str:
     """Medians over the rounds (one round: its figures)."""
     sink = statistics.median(f.per_core for f in results["sink"])
     baseline = statistics.median(f.per_core for f in results["baseline"])
-    return f"RESULT sink={sink:.0f} baseline={baseline:.0f} ratio={sink / baseline:.2f}"
+    engine = statistics.median(f.per_core for f in results["engine"])
+    return (
+        f"RESULT sink={sink:.0f} baseline={baseline:.0f} ratio={sink / baseline:.2f} "
+        f"engine={engine:.0f} share={sink / engine:.2f}"
+    )

@@ -36,6 +36,7 @@ from schemas import (
     Encoder,
     default_catalog,
 )
+from schemas.machine import vm_speed
 from streams.job.processor import Processor
 from streams.job.validate import Limits
 from streams.kafka.broker import EmbeddedBroker, free_port
@@ -101,16 +102,6 @@ def _publish(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes, int]
     for key, value, ts in messages:
         producer.send_raw(key, value, ts)
     producer.flush()
-
-
-def vm_speed() -> float:
-    """Seconds this machine takes for a fixed pure-Python loop: figures of different days are
-    compared through it (the VM's speed varies several-fold between days)."""
-    start = time.perf_counter()
-    total = 0
-    for i in range(5_000_000):
-        total += i * i % 7
-    return time.perf_counter() - start
 
 
 def _run_pulse(

@@ -45,20 +45,25 @@ def test_streams_bench_prints_rates_ceilings_and_result():
 def test_sinks_bench_bills_merges_and_prints_result():
     text = _run("sinks", "bench", "--events", "5000", "--batch-rows", "2000", "--rounds", "2")
     lines = re.findall(
-        r"^(sink|baseline) \(round \d/2\): .* \(([\d.]+) s; ([\d.]+) CPU s, of which ([\d.]+) s "
-        r"in the kernel "
+        r"^(sink|baseline|engine) \(round \d/2\): .* \(([\d.]+) s; ([\d.]+) CPU s, "
+        r"of which ([\d.]+) s in the kernel "
         r"and ([\d.]+) s merging after the last commit\)$",
         text,
         re.M,
     )
-    assert [name for name, *_ in lines] == ["sink", "baseline"] * 2, text
+    assert re.search(r"^vm speed: fixed pure-Python loop in [\d.]+ s$", text, re.M), text
+    assert [name for name, *_ in lines] == ["sink", "baseline", "engine"] * 2, text
     for _, _, cpu, kernel, tail in lines:
         assert float(kernel) <= float(cpu) and float(tail) <= float(cpu)
     result = text.strip().splitlines()[-1]
-    match = re.fullmatch(r"RESULT sink=(\d+) baseline=(\d+) ratio=([\d.]+)", result)
-    assert match and int(match[1]) > 0 and int(match[2]) > 0, result
-    per_core = {"sink": [], "baseline": []}
-    for name, rate in re.findall(r"^(sink|baseline) .*, ([\d,]+) events/s per core", text, re.M):
+    match = re.fullmatch(
+        r"RESULT sink=(\d+) baseline=(\d+) ratio=([\d.]+) engine=(\d+) share=([\d.]+)", result
+    )
+    assert match and int(match[1]) > 0 and int(match[2]) > 0 and int(match[4]) > 0, result
+    per_core = {"sink": [], "baseline": [], "engine": []}
+    pattern = r"^(sink|baseline|engine) .*, ([\d,]+) events/s per core"
+    for name, rate in re.findall(pattern, text, re.M):
         per_core[name].append(int(rate.replace(",", "")))
-    for name, printed in (("sink", match[1]), ("baseline", match[2])):  # medians of the rounds
+    for name, printed in (("sink", match[1]), ("baseline", match[2]), ("engine", match[4])):
         assert abs(statistics.median(per_core[name]) - int(printed)) <= 1, (name, text)
+    assert abs(int(match[1]) / int(match[4]) - float(match[5])) <= 0.01, result
