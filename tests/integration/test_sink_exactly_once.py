@@ -81,20 +81,29 @@ def test_a_sink_dying_between_insert_and_commit_is_replayed_exactly(
     written = chdb_client.command(f"SELECT count() FROM {database}.events")
     assert written > 0  # a flush landed, uncommitted
 
-    second = TableSink(spec, settings, chdb_client)
-    thread = threading.Thread(target=second.run, daemon=True)
+    # Nothing was committed: the second sink reads every message again.
+    second = successor(TableSink(spec, settings, chdb_client), len(messages))
+    assert second.stats.replays >= 1
+    assert_written_once(chdb_client, database, 3000)
+
+
+def successor(sink: TableSink, messages: int) -> TableSink:
+    """Run ``sink`` until it has read ``messages`` and committed what it holds; stop it."""
+    thread = threading.Thread(target=sink.run, daemon=True)
     thread.start()
     try:
-        # Nothing was committed: the second sink reads every message again.
-        wait_for(lambda: second.stats.consumed == len(messages), 60, "every message re-read")
-        wait_for(lambda: second.stats.batches > 0 and not second._batch.runs, 30, "a commit")
+        wait_for(lambda: sink.stats.consumed == messages, 60, "every message re-read")
+        wait_for(lambda: sink.stats.batches > 0 and not sink._batch.runs, 30, "a commit")
     finally:
-        second.stop()
+        sink.stop()
         thread.join(30)
-    assert second.stats.replays >= 1
+    return sink
+
+
+def assert_written_once(client, database: str, n: int) -> None:
     exact = f"SELECT count(), uniqExact(event_id) FROM {database}.events"
-    assert chdb_client.query(exact).result_rows == [(3000, 3000)]
-    assert_rollups_match_events(chdb_client, database, 3000)
+    assert client.query(exact).result_rows == [(n, n)]
+    assert_rollups_match_events(client, database, n)
 
 
 def test_runs_written_past_failed_commits_are_replayed_exactly(
@@ -130,19 +139,9 @@ def test_runs_written_past_failed_commits_are_replayed_exactly(
     assert not thread.is_alive() and len(commits) == 3
 
     bigger = SinkSettings(database=database, batch_rows=1000, batch_age_s=0.2)
-    second = TableSink(table_specs(bigger)["events"], bigger, chdb_client)
-    thread = threading.Thread(target=second.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: second.stats.consumed == len(messages), 60, "every message re-read")
-        wait_for(lambda: second.stats.batches > 0 and not second._batch.runs, 30, "a commit")
-    finally:
-        second.stop()
-        thread.join(30)
+    second = successor(TableSink(table_specs(bigger)["events"], bigger, chdb_client), len(messages))
     assert second.stats.replays == sum(len(runs) for runs in commits)
-    exact = f"SELECT count(), uniqExact(event_id) FROM {database}.events"
-    assert chdb_client.query(exact).result_rows == [(3000, 3000)]
-    assert_rollups_match_events(chdb_client, database, 3000)
+    assert_written_once(chdb_client, database, 3000)
 
 
 def _swallow(fn, exc_type) -> None:
