@@ -71,22 +71,13 @@ def migrate(dry_run: bool) -> None:
 def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -> None:
     """Consume enriched events, window counts and dead letters into ClickHouse until
     SIGINT/SIGTERM (then each sink flushes, commits and leaves its group)."""
-    from sinks.clickhouse import connect, redact
+    from sinks.clickhouse import redact
     from sinks.metrics import SinkMetrics
     from sinks.ops_server import OpsServer
-    from sinks.schema.migrate import migrate as apply
-    from sinks.tables import table_specs
-    from sinks.worker import TableSink
 
     _setup_logging()
     settings = SinkSettings()
-    try:
-        client = connect(settings.clickhouse_url, **settings.connect_options())
-        if do_migrate:
-            for name in apply(client, settings.database, cluster=settings.clickhouse_cluster):
-                log.info("applied migration %s", name)
-    except SinkError as exc:
-        raise click.ClickException(str(exc)) from exc
+    client = _migrated_client(settings, do_migrate)
     log.info("writing to %s", redact(settings.clickhouse_url))
 
     metrics = SinkMetrics()
@@ -94,32 +85,7 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
     if serve_queries if serve_queries is not None else settings.embedded:
         server = _query_server(settings, settings.query_bind, settings.query_port, metrics.registry)
         log.info("read-only SQL on %s, dashboard on %s/dashboard", server.url, server.url)
-
-    specs = table_specs(settings)
-
-    def client_for(member: int):  # the first member shares the migrating client
-        if member == 0:
-            return client
-        return connect(settings.clickhouse_url, **settings.connect_options())
-
-    try:
-        # PULSE_CONSUMERS members per table share the table's group and split its partitions.
-        sinks = [
-            TableSink(
-                specs[name],
-                settings,
-                client_for(member),
-                metrics,
-                [
-                    connect(settings.clickhouse_url, **settings.connect_options())
-                    for _ in range(settings.insert_parallelism - 1)
-                ],
-            )
-            for name in (tables or specs)
-            for member in range(settings.consumers)
-        ]
-    except SinkError as exc:
-        raise click.ClickException(str(exc)) from exc
+    sinks = _sinks(settings, client, metrics, tables)
     failed = threading.Event()
     ops = None
     if settings.metrics_port:
@@ -130,8 +96,60 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
             ready=lambda: all(s.ready for s in sinks) and not failed.is_set(),
         ).start()
         log.info("metrics, health and readiness on %s (/metrics, /healthz, /readyz)", ops.url)
+    _run_until_signalled(sinks, failed)
+    if server:
+        server.stop()
+    if ops:
+        ops.stop()
+    sys.exit(1 if failed.is_set() else 0)
 
-    def _run(sink: TableSink) -> None:
+
+def _migrated_client(settings: SinkSettings, do_migrate: bool):
+    from sinks.clickhouse import connect
+    from sinks.schema.migrate import migrate as apply
+
+    try:
+        client = connect(settings.clickhouse_url, **settings.connect_options())
+        if do_migrate:
+            for name in apply(client, settings.database, cluster=settings.clickhouse_cluster):
+                log.info("applied migration %s", name)
+    except SinkError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return client
+
+
+def _sinks(settings: SinkSettings, client, metrics, tables: tuple[str, ...]) -> list:
+    """PULSE_CONSUMERS members per table, sharing the table's group and splitting its
+    partitions; the first member shares the migrating client."""
+    from sinks.clickhouse import connect
+    from sinks.tables import table_specs
+    from sinks.worker import TableSink
+
+    specs = table_specs(settings)
+
+    def connection():
+        return connect(settings.clickhouse_url, **settings.connect_options())
+
+    try:
+        return [
+            TableSink(
+                specs[name],
+                settings,
+                client if member == 0 else connection(),
+                metrics,
+                [connection() for _ in range(settings.insert_parallelism - 1)],
+            )
+            for name in (tables or specs)
+            for member in range(settings.consumers)
+        ]
+    except SinkError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _run_until_signalled(sinks: list, failed: threading.Event) -> None:
+    """Each sink on a thread of its own until SIGTERM/SIGINT or a sink fails; then stop all."""
+
+    def _run(sink) -> None:
         try:
             sink.run()
         except Exception:
@@ -150,11 +168,6 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
         sink.stop()
     for thread in threads:
         thread.join()
-    if server:
-        server.stop()
-    if ops:
-        ops.stop()
-    sys.exit(1 if failed.is_set() else 0)
 
 
 def _query_server(settings: ClickHouseSettings, bind: str, port: int, registry=None):
