@@ -294,7 +294,7 @@ def _engine_round(
     migrate(client, database)
     spec = table_specs(SinkSettings(database=database))["events"]
     items = ItemSchemas(default_catalog(), spec.record, spec.batch)
-    bodies, writer = [], None
+    bodies, writer, events = [], None, 0
     for _, value in messages:
         item, count, payload = block_of(value, items)
         if writer is None or writer.records >= rows_per_insert:
@@ -302,9 +302,9 @@ def _engine_round(
                 bodies.append(writer.getvalue())
             writer = ContainerWriter(item)
         writer.add_block(count, payload)
+        events += count
     if writer is not None:
         bodies.append(writer.getvalue())
-    events = sum(block_of(value, items)[1] for _, value in messages)
     t0, c0, threads0, s0 = (
         time.perf_counter(),
         time.process_time(),
