@@ -41,6 +41,7 @@ GAP_PATIENCE_S = 30.0
 SEEK_RETRY_S = 2.0
 STALL_S = 5.0  # an owned partition with unread messages and nothing delivered this long
 RECOVERY_STALL_S = 60.0  # table recovery with no changelog record read this long
+RECOVERY_RESEEK_S = 10.0  # ...and its stuck partitions are sought again this often
 RAW = faust.Schema(key_serializer="raw", value_serializer="raw")
 
 
@@ -453,9 +454,9 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
             return
         read = {tp: -1 if offsets.get(tp) is None else offsets[tp] for tp in offsets}
         behind = {
-            tp: read.get(tp, -1)
+            tp: at
             for tp, end in recovery.active_highwaters.items()
-            if end is not None and read.get(tp, -1) < end - 1
+            if end is not None and (at := read.get(tp, -1)) < end - 1
         }
         if now - recovery_watch["since"] > RECOVERY_STALL_S:
             log.error(
@@ -464,7 +465,7 @@ def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> 
                 RECOVERY_STALL_S, {f"{tp.topic}[{tp.partition}]": o for tp, o in behind.items()},
             )  # fmt: skip
             await app.crash(StreamsError("table recovery stalled"))
-        elif now - recovery_watch["sought"] > SEEK_RETRY_S * 5:
+        elif now - recovery_watch["sought"] > RECOVERY_RESEEK_S:
             recovery_watch["sought"] = now
             for tp, offset in behind.items():
                 at = offset + 1  # the next record; 0 for a partition read from the start
