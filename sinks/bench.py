@@ -171,7 +171,7 @@ def _measure(sink: TableSink, events: int, timeout_s: float = 600) -> Figures:
         _cpu_by_thread(),
         os.times().system,
     )
-    while sink.stats.rows_written < events or sink._batch.runs:
+    while sink.stats.rows_written < events or sink.holding:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError(f"sink stalled at {sink.stats.rows_written} of {events} rows")
         time.sleep(0.005)

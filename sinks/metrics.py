@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -71,3 +75,36 @@ class SinkMetrics:
             ["table", "partition"],
             registry=r,
         )
+
+
+@dataclass(frozen=True)
+class TableSeries:
+    """One table's series of the sink metrics, labelled once (labelling per message costs)."""
+
+    table: str
+    messages: Any
+    rows: Any
+    insert_seconds: Any
+    batch_rows: Any
+    retries: Any
+    fallbacks: Any
+    replays: Any
+    repeats: Any
+    rebalances: Any
+    metrics: SinkMetrics  # for the series with more labels than the table
+
+    @classmethod
+    def of(cls, metrics: SinkMetrics, table: str) -> TableSeries:
+        names = [f for f in cls.__dataclass_fields__ if f not in ("table", "metrics")]
+        labelled = {name: getattr(metrics, name).labels(table) for name in names}
+        return cls(table=table, metrics=metrics, **labelled)
+
+    def rejected(self, reason: str) -> None:
+        self.metrics.rejected.labels(self.table, reason).inc()
+
+    def lag(self, partition: int, behind: int) -> None:
+        self.metrics.lag.labels(self.table, str(partition)).set(behind)
+
+    def forget_lag(self, partition: int) -> None:
+        with contextlib.suppress(KeyError):  # never flushed here
+            self.metrics.lag.remove(self.table, str(partition))

@@ -73,7 +73,7 @@ def test_a_sink_dying_between_insert_and_commit_is_replayed_exactly(
         first.stop()
         raise Crash
 
-    first._commit = die
+    first._flush._commit = die
     thread = threading.Thread(target=lambda: _swallow(first.run, Crash), daemon=True)
     thread.start()
     thread.join(60)
@@ -93,7 +93,7 @@ def successor(sink: TableSink, messages: int) -> TableSink:
     thread.start()
     try:
         wait_for(lambda: sink.stats.consumed == messages, 60, "every message re-read")
-        wait_for(lambda: sink.stats.batches > 0 and not sink._batch.runs, 30, "a commit")
+        wait_for(lambda: sink.stats.batches > 0 and not sink.holding, 30, "a commit")
     finally:
         sink.stop()
         thread.join(30)
@@ -127,7 +127,7 @@ def test_runs_written_past_failed_commits_are_replayed_exactly(
         first.stop()
         raise Crash
 
-    first._commit = fail_then_die
+    first._flush._commit = fail_then_die
     thread = threading.Thread(target=lambda: _swallow(first.run, Crash), daemon=True)
     thread.start()
     third = len(messages) // 3

@@ -1,6 +1,6 @@
 import pytest
 
-from sinks.batch import Batch
+from sinks.worker.batch import Batch
 
 
 def test_due_by_rows_or_age():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from schemas.dead_letters import dead_letter_headers, source_headers
-from sinks.repeats import RepeatFilter, identity
+from sinks.worker.repeats import RepeatFilter, identity
 
 
 def test_identity_reads_the_source_headers_and_the_last_value_wins():

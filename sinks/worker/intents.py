@@ -14,8 +14,8 @@ from collections.abc import Iterable
 
 from clickhouse_connect.driver.client import Client
 
-from sinks.batch import Run
 from sinks.clickhouse import call
+from sinks.worker.batch import Run
 
 COLUMNS = ["target", "topic", "partition", "first_offset", "last_offset"]
 
