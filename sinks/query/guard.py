@@ -44,10 +44,9 @@ class Guard:
     """Runs analysts' queries against ``database`` within ``limits``; thread-safe."""
 
     def __init__(self, database: str, limits: QueryLimits | None = None) -> None:
-        self.database = database
-        self.limits = limits or QueryLimits()
+        self.database, self.limits = database, limits or QueryLimits()
         self._policy: Policy | None = None
-        self._readonly_already = False
+        self._readonly_already = False  # the session is read-only (known with the policy)
         self._lock = threading.Lock()
 
     def policy(self, client: Client) -> Policy:
@@ -59,9 +58,8 @@ class Guard:
 
     def normalise(self, client: Client, sql: str) -> tuple[str, str | None]:
         """(ClickHouse's single-line form of the one statement, without FORMAT; the FORMAT)."""
-        normalised = _asking(
-            "parsing the query", client, "SELECT formatQuerySingleLine({q:String})", {"q": sql}
-        )[0][0]
+        single_line = "SELECT formatQuerySingleLine({q:String})"
+        normalised = _asking("parsing the query", client, single_line, {"q": sql})[0][0]
         match = _FORMAT.search(normalised)
         if not match:
             return normalised, None
@@ -117,13 +115,19 @@ class Guard:
                 fmt=fmt,
             )
         except ClickHouseError as exc:
-            if exc.code in LIMIT_CODES:
-                raise QueryRefusedError(
-                    "limit_exceeded", str(exc), 413, exc.code, exc.name
-                ) from exc
-            if exc.code == CANCELLED_CODE:
-                raise QueryRefusedError("cancelled", str(exc), 499, exc.code, exc.name) from exc
-            raise
+            refused = _refusal(exc)
+            if refused is None:
+                raise
+            raise refused from exc
+
+
+def _refusal(exc: ClickHouseError) -> QueryRefusedError | None:
+    """A query stopped by Pulse's limits or cancelled, as the refusal it is."""
+    if exc.code in LIMIT_CODES:
+        return QueryRefusedError("limit_exceeded", str(exc), 413, exc.code, exc.name)
+    if exc.code == CANCELLED_CODE:
+        return QueryRefusedError("cancelled", str(exc), 499, exc.code, exc.name)
+    return None
 
 
 def _read_catalog(client: Client) -> tuple[Catalog, bool]:

@@ -91,38 +91,10 @@ class Policy:
 
     def check(self, root: Node, statement: str) -> str:
         """Refuse what the analysts may not run; return the statement's kind (``SELECT``, …)."""
-        kind = self._kind(root, statement)
+        kind = _kind(self, root, statement)
         for node, parent in root.walk():
             self._check_node(node, parent)
         return kind
-
-    def _kind(self, root: Node, statement: str) -> str:
-        if root.kind == "SelectWithUnionQuery":
-            extra = [c for c in root.children[1:] if c.kind not in ("Identifier", "Set")]
-            if extra:
-                raise QueryRefusedError("forbidden_clause", "INTO OUTFILE is not allowed here")
-            return "SELECT"
-        if root.kind == "Explain":
-            if not any(c.kind == "SelectWithUnionQuery" for c in root.children):
-                raise _not_reading("EXPLAIN is allowed for SELECT queries only")
-            return "EXPLAIN"
-        if root.kind == "DescribeQuery":
-            return "DESCRIBE"
-        upper = statement.upper()
-        if root.kind == "ShowTables" and upper.startswith("SHOW TABLES"):
-            for child in root.children:
-                if child.text != self.explain_format:
-                    self._database(child.text, f"SHOW TABLES FROM {child.text}")
-            return "SHOW"
-        if (root.kind == "ShowCreateTableQuery" and upper.startswith(_SHOW)) or (
-            root.kind == "ExistsTableQuery"
-        ):
-            database = root.text.partition(" ")[0]
-            if database:
-                self._database(database, statement)
-            return root.kind
-        first = " ".join(statement.split()[:2]) or "an empty query"
-        raise _not_reading(_ALLOWED_KINDS + f", not {first}")
 
     def _check_node(self, node: Node, parent: Node | None) -> None:
         if node.kind == "Set":
@@ -168,6 +140,36 @@ class Policy:
             raise QueryRefusedError(
                 "forbidden_database", f"{what}: only the {self.database} database can be read"
             )
+
+
+def _kind(policy: Policy, root: Node, statement: str) -> str:
+    """The statement's kind, if it is one of the reading kinds and reads Pulse's database."""
+    if root.kind == "SelectWithUnionQuery":
+        extra = [c for c in root.children[1:] if c.kind not in ("Identifier", "Set")]
+        if extra:
+            raise QueryRefusedError("forbidden_clause", "INTO OUTFILE is not allowed here")
+        return "SELECT"
+    if root.kind == "Explain":
+        if not any(c.kind == "SelectWithUnionQuery" for c in root.children):
+            raise _not_reading("EXPLAIN is allowed for SELECT queries only")
+        return "EXPLAIN"
+    if root.kind == "DescribeQuery":
+        return "DESCRIBE"
+    upper = statement.upper()
+    if root.kind == "ShowTables" and upper.startswith("SHOW TABLES"):
+        for child in root.children:
+            if child.text != policy.explain_format:
+                policy._database(child.text, f"SHOW TABLES FROM {child.text}")
+        return "SHOW"
+    if (root.kind == "ShowCreateTableQuery" and upper.startswith(_SHOW)) or (
+        root.kind == "ExistsTableQuery"
+    ):
+        database = root.text.partition(" ")[0]
+        if database:
+            policy._database(database, statement)
+        return root.kind
+    first = " ".join(statement.split()[:2]) or "an empty query"
+    raise _not_reading(_ALLOWED_KINDS + f", not {first}")
 
 
 def _not_reading(message: str) -> QueryRefusedError:

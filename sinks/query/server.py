@@ -118,142 +118,154 @@ class _Service:
                     fmt=output_format(asked or fmt))  # fmt: skip
 
 
-def _handler(service: _Service) -> type[BaseHTTPRequestHandler]:
-    metrics = service.metrics
+class _Replying(BaseHTTPRequestHandler):
+    """Replies and refusals, each counted in the request metrics."""
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "pulse-query"
+    server_version = "pulse-query"
+    service: _Service  # set per server by ``_handler``
 
-        def log_message(self, fmt: str, *args: object) -> None:
-            log.debug("%s " + fmt, self.address_string(), *args)
+    def log_message(self, fmt: str, *args: object) -> None:
+        log.debug("%s " + fmt, self.address_string(), *args)
 
-        def do_GET(self) -> None:
-            self._started = time.perf_counter()
-            url = urlsplit(self.path)
-            params = parse_qs(url.query, keep_blank_values=True)  # a blank parameter is a value
-            if url.path in ("/ping", "/healthz"):
-                self._reply(HTTPStatus.OK, b"Ok.\n")
-            elif url.path == "/readyz":
-                self._ready()
-            elif url.path == "/metrics":
-                self._reply(HTTPStatus.OK, metrics.exposition(), content_type=metrics.content_type)
-            elif url.path == "/dashboard":
-                self._dashboard(params.get("since", ["24h"])[0])
-            elif url.path == "/static/plotly.min.js":
-                self._reply(HTTPStatus.OK, dashboard.plotly_js(), content_type=JS, cache=True)
-            elif url.path == "/" and "query" not in params:
-                self._reply(HTTPStatus.OK, b"Ok.\n")  # as ClickHouse answers a bare GET /
-            else:
-                self._query(params.get("query", [""])[0], params)
+    def _refuse(self, exc: QueryRefusedError) -> None:
+        self.service.metrics.refused.labels(exc.reason).inc()
+        headers = {"X-Pulse-Refused": exc.reason,
+                   "X-ClickHouse-Exception-Code": str(exc.code or 0)}  # fmt: skip
+        if exc.reason == "too_many_queries":
+            headers["Retry-After"] = "1"
+        self._reply(exc.status, f"{exc}\n".encode(), headers)
 
-        def do_POST(self) -> None:
-            self._started = time.perf_counter()
-            params = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_QUERY_BYTES:
-                self._refuse(QueryRefusedError(
-                    "query_too_large", f"a query is at most {MAX_QUERY_BYTES} bytes", 413, 62,
-                    "SYNTAX_ERROR"))  # fmt: skip
+    def _reply(
+        self,
+        status: int,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        content_type: str = "text/plain; charset=UTF-8",
+        cache: bool = False,
+    ) -> None:
+        endpoint = urlsplit(self.path).path
+        endpoint = endpoint if endpoint in ENDPOINTS else "/"
+        self.service.metrics.observe(endpoint, int(status), self._started)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if cache:
+            self.send_header("Cache-Control", "public, max-age=86400")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _Querying(_Replying):
+    """SQL in, through the guard on a pooled client, killed when its asker goes away."""
+
+    def _query(self, sql: str, params: dict[str, list[str]]) -> None:
+        if not sql.strip():
+            self._refuse(QueryRefusedError("empty_query", "empty query", 400, 62, None))
+            return
+        fmt = params.get("default_format", ["TabSeparated"])[0]
+        # Query parameters, as ClickHouse's HTTP interface takes them: param_<name>=value.
+        values = {k[6:]: v[0] for k, v in params.items() if k.startswith("param_") and v}
+        admin = self.service.is_admin(self.headers.get("Authorization", ""))
+        with self.service.slots.take() as client:
+            if client is None:
+                self._refuse(_busy())
                 return
-            body = self.rfile.read(length).decode("utf-8", "replace")
-            prefix = params.get("query", [""])[0]
-            self._query(f"{prefix} {body}".strip(), params)
+            try:
+                body = self._watched(client, sql, fmt, values, admin)
+            except QueryRefusedError as exc:
+                self._refuse(exc)
+                return
+            except ClickHouseError as exc:
+                status = 503 if isinstance(exc, ClickHouseUnavailableError) else 400
+                headers = {"X-ClickHouse-Exception-Code": str(exc.code or 0)}
+                self._reply(status, f"{exc}\n".encode(), headers)
+                return
+        if body is not None:
+            self._reply(HTTPStatus.OK, body, {"X-ClickHouse-Format": fmt})
 
-        def _ready(self) -> None:
-            try:  # ready when ClickHouse answers
-                call("checking ClickHouse", service.slots.control.command, "SELECT 1")
+    def _watched(self, client: Client, sql: str, fmt: str, values: dict, admin: bool):
+        """The query's answer, or None when the asker went away (the query is killed)."""
+        service, markers = self.service, []
+
+        def work() -> bytes:
+            return service.run(client, sql, fmt, values, admin, markers)
+
+        def gone() -> None:
+            service.metrics.cancelled.inc()
+            for marker in markers:
+                cancel(service.slots.control, marker)
+
+        with service.metrics.in_flight.track_inprogress():
+            return run_watched(service.slots.executor, work, self.connection, gone)
+
+
+class _Handler(_Querying):
+    """The endpoints: ClickHouse's ping and query, health, metrics, the dashboard."""
+
+    def do_GET(self) -> None:
+        self._started = time.perf_counter()
+        url = urlsplit(self.path)
+        params = parse_qs(url.query, keep_blank_values=True)  # a blank parameter is a value
+        metrics = self.service.metrics
+        if url.path in ("/ping", "/healthz"):
+            self._reply(HTTPStatus.OK, b"Ok.\n")
+        elif url.path == "/readyz":
+            self._ready()
+        elif url.path == "/metrics":
+            self._reply(HTTPStatus.OK, metrics.exposition(), content_type=metrics.content_type)
+        elif url.path == "/dashboard":
+            self._dashboard(params.get("since", ["24h"])[0])
+        elif url.path == "/static/plotly.min.js":
+            self._reply(HTTPStatus.OK, dashboard.plotly_js(), content_type=JS, cache=True)
+        elif url.path == "/" and "query" not in params:
+            self._reply(HTTPStatus.OK, b"Ok.\n")  # as ClickHouse answers a bare GET /
+        else:
+            self._query(params.get("query", [""])[0], params)
+
+    def do_POST(self) -> None:
+        self._started = time.perf_counter()
+        params = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_QUERY_BYTES:
+            self._refuse(QueryRefusedError(
+                "query_too_large", f"a query is at most {MAX_QUERY_BYTES} bytes", 413, 62,
+                "SYNTAX_ERROR"))  # fmt: skip
+            return
+        body = self.rfile.read(length).decode("utf-8", "replace")
+        prefix = params.get("query", [""])[0]
+        self._query(f"{prefix} {body}".strip(), params)
+
+    def _ready(self) -> None:
+        try:  # ready when ClickHouse answers
+            call("checking ClickHouse", self.service.slots.control.command, "SELECT 1")
+        except ClickHouseError as exc:
+            self._reply(HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}\n".encode())
+            return
+        self._reply(HTTPStatus.OK, b"ready\n")
+
+    def _dashboard(self, since: str) -> None:
+        with self.service.slots.take() as client:
+            if client is None:
+                self._refuse(_busy())
+                return
+            try:
+                page = dashboard.render(asker(self.service.guard, client), since)
+            except questions.QuestionError as exc:
+                self._reply(HTTPStatus.BAD_REQUEST, f"{exc}\n".encode())
+                return
+            except QueryRefusedError as exc:
+                self._refuse(exc)
+                return
             except ClickHouseError as exc:
                 self._reply(HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}\n".encode())
                 return
-            self._reply(HTTPStatus.OK, b"ready\n")
+        self._reply(HTTPStatus.OK, page.encode(), content_type=HTML)
 
-        def _dashboard(self, since: str) -> None:
-            with service.slots.take() as client:
-                if client is None:
-                    self._refuse(_busy())
-                    return
-                try:
-                    page = dashboard.render(asker(service.guard, client), since)
-                except questions.QuestionError as exc:
-                    self._reply(HTTPStatus.BAD_REQUEST, f"{exc}\n".encode())
-                    return
-                except QueryRefusedError as exc:
-                    self._refuse(exc)
-                    return
-                except ClickHouseError as exc:
-                    self._reply(HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}\n".encode())
-                    return
-            self._reply(HTTPStatus.OK, page.encode(), content_type=HTML)
 
-        def _query(self, sql: str, params: dict[str, list[str]]) -> None:
-            if not sql.strip():
-                self._refuse(QueryRefusedError("empty_query", "empty query", 400, 62, None))
-                return
-            fmt = params.get("default_format", ["TabSeparated"])[0]
-            # Query parameters, as ClickHouse's HTTP interface takes them: param_<name>=value.
-            values = {k[6:]: v[0] for k, v in params.items() if k.startswith("param_") and v}
-            admin = service.is_admin(self.headers.get("Authorization", ""))
-            with service.slots.take() as client:
-                if client is None:
-                    self._refuse(_busy())
-                    return
-                try:
-                    body = self._watched(client, sql, fmt, values, admin)
-                except QueryRefusedError as exc:
-                    self._refuse(exc)
-                    return
-                except ClickHouseError as exc:
-                    status = 503 if isinstance(exc, ClickHouseUnavailableError) else 400
-                    headers = {"X-ClickHouse-Exception-Code": str(exc.code or 0)}
-                    self._reply(status, f"{exc}\n".encode(), headers)
-                    return
-            if body is not None:
-                self._reply(HTTPStatus.OK, body, {"X-ClickHouse-Format": fmt})
-
-        def _watched(self, client: Client, sql: str, fmt: str, values: dict, admin: bool):
-            """The query's answer, or None when the asker went away (the query is killed)."""
-            markers: list[str] = []
-
-            def work() -> bytes:
-                return service.run(client, sql, fmt, values, admin, markers)
-
-            def gone() -> None:
-                metrics.cancelled.inc()
-                for marker in markers:
-                    cancel(service.slots.control, marker)
-
-            with metrics.in_flight.track_inprogress():
-                return run_watched(service.slots.executor, work, self.connection, gone)
-
-        def _refuse(self, exc: QueryRefusedError) -> None:
-            metrics.refused.labels(exc.reason).inc()
-            headers = {"X-Pulse-Refused": exc.reason,
-                       "X-ClickHouse-Exception-Code": str(exc.code or 0)}  # fmt: skip
-            if exc.reason == "too_many_queries":
-                headers["Retry-After"] = "1"
-            self._reply(exc.status, f"{exc}\n".encode(), headers)
-
-        def _reply(
-            self,
-            status: int,
-            body: bytes,
-            headers: dict[str, str] | None = None,
-            content_type: str = "text/plain; charset=UTF-8",
-            cache: bool = False,
-        ) -> None:
-            endpoint = urlsplit(self.path).path
-            metrics.observe(endpoint if endpoint in ENDPOINTS else "/", int(status), self._started)
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            if cache:
-                self.send_header("Cache-Control", "public, max-age=86400")
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
-
-    return Handler
+def _handler(service: _Service) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_Handler,), {"service": service})
 
 
 def _busy() -> QueryRefusedError:

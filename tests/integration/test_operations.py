@@ -13,7 +13,7 @@ import yaml
 
 from sinks.metrics import SinkMetrics
 from sinks.schema.migrate import migrate
-from streams.collector.server import CollectorMetrics
+from streams.collector.replies import CollectorMetrics
 from streams.metrics import StreamsMetrics
 
 from .conftest import REPO
