@@ -19,35 +19,23 @@ from schemas import (
     ANALYTICS_EVENT,
     ANALYTICS_EVENT_BATCH,
     ENRICHED_EVENT_BATCH,
-    WINDOW_COUNT_BATCH,
     Decoder,
     Encoder,
     SchemaError,
     default_catalog,
 )
-from schemas.dead_letters import (
-    STAGE_DECODE,
-    STAGE_VALIDATE,
-    dead_letter_headers,
-    source_headers,
-)
+from schemas.dead_letters import STAGE_VALIDATE, source_headers
 from streams.job import windows
+from streams.job.changes import Changes, Flush
 from streams.job.dedup import Deduplicator, Seen
 from streams.job.enrich import PluginLookup, enrich, no_plugins
 from streams.job.pseudonymize import Pseudonymizer
+from streams.job.rejections import DeadLetter, Rejections
 from streams.job.validate import Limits, ValidationError, validate
 from streams.metrics import StreamsMetrics
 
 Headers = list[tuple[str, bytes]]
-COUNTS_PER_MESSAGE = 5000  # ~500 KB: under Kafka's default 1 MB message limit
-
-
-@dataclass
-class DeadLetter:
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-    reason: str
+__all__ = ["DeadLetter", "Flush", "Outcome", "Processor"]
 
 
 @dataclass
@@ -58,15 +46,6 @@ class Outcome:
     enriched_headers: Headers = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     events_out: int = 0
-
-
-@dataclass
-class Flush:
-    """What one flush must persist and send, in this order (see ``app``)."""
-
-    count_states: list[tuple[int, str, dict[str, Any] | None]]  # (partition, bucket, states)
-    dedup_chunks: list[tuple[int, str, str | None]]  # (partition, key, payload|None)
-    count_records: list[tuple[bytes, bytes]]  # (partition, WindowCountBatch) for counts topic
 
 
 class Processor:
@@ -84,19 +63,14 @@ class Processor:
         metrics: StreamsMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        catalog = default_catalog()
-        self._decode = Decoder(catalog, [ANALYTICS_EVENT, ANALYTICS_EVENT_BATCH])
-        self._encode_event = Encoder(catalog.latest(ANALYTICS_EVENT))
-        self._encode_enriched = Encoder(catalog.latest(ENRICHED_EVENT_BATCH))
-        self._encode_counts = Encoder(catalog.latest(WINDOW_COUNT_BATCH))
-        self._pseudonymize = Pseudonymizer(secret)
-        self._plugins = plugins
         self.limits = limits
-        self.window_ms = window_ms
         self.counter = windows.WindowCounter(counts_store, window_ms, retention_ms)
         self.dedup = Deduplicator(dedup_horizon_ms, dedup_max_ids)
         self.metrics = metrics or StreamsMetrics()
-        self._clock = clock
+        self._decode = Decoder(default_catalog(), [ANALYTICS_EVENT, ANALYTICS_EVENT_BATCH])
+        self.rejections = Rejections(self.metrics)
+        self._events = EventPath(self, Pseudonymizer(secret), plugins, window_ms, clock)
+        self._changes = Changes(self.counter, self.dedup, self.metrics, clock)
 
     def process(
         self,
@@ -107,67 +81,99 @@ class Processor:
         partition: int,
         offset: int,
     ) -> Outcome:
-        m = self.metrics
-        m.messages_in.labels(topic).inc()
+        self.metrics.messages_in.labels(topic).inc()
         coords = {"topic": topic, "partition": partition, "offset": offset}
-        data = value or b""
-        if len(data) > self.limits.max_message_bytes:
-            return self._reject(
-                key,
-                value,
-                headers,
-                coords,
-                "oversize_message",
-                f"{len(data)} B, at most {self.limits.max_message_bytes}",
-            )
+        data, limits = value or b"", self.limits
+        if len(data) > limits.max_message_bytes:
+            detail = f"{len(data)} B, at most {limits.max_message_bytes}"
+            return self._rejected(key, value, headers, coords, "oversize_message", detail)
         try:
             decoded = self._decode.decode(data)
         except SchemaError as exc:
-            return self._reject(key, value, headers, coords, exc.reason, str(exc))
+            return self._rejected(key, value, headers, coords, exc.reason, str(exc))
         is_batch = decoded.writer.name == ANALYTICS_EVENT_BATCH
         raws = decoded.record["events"] if is_batch else [decoded.record]
-        if len(raws) > min(self.limits.max_batch_events, windows.MAX_BATCH_EVENTS):
-            return self._reject(
-                key,
-                value,
-                headers,
-                coords,
-                "too_many_events",
-                f"{len(raws)} events, at most {self.limits.max_batch_events}",
-            )
-        m.events_in.inc(len(raws))
-        now_ms = int(self._clock() * 1000)
+        if len(raws) > min(limits.max_batch_events, windows.MAX_BATCH_EVENTS):
+            detail = f"{len(raws)} events, at most {limits.max_batch_events}"
+            return self._rejected(key, value, headers, coords, "too_many_events", detail)
+        self.metrics.events_in.inc(len(raws))
         outcome = Outcome()
+        try:
+            good = self._events(raws, is_batch, key, headers, coords, outcome.dead_letters)
+        except ValidationError as exc:  # the message was this one event: keep its bytes
+            reason, detail = exc.reason, exc.detail
+            return self._rejected(key, value, headers, coords, reason, detail, STAGE_VALIDATE)
+        if good:
+            outcome.enriched = self._events.encode({"events": good})
+            outcome.enriched_headers = source_headers(topic, partition, offset)
+            outcome.events_out = len(good)
+        return outcome
+
+    def _rejected(self, *args: Any) -> Outcome:
+        return Outcome(dead_letters=[self.rejections.message(*args)])
+
+    def flush(self) -> Flush:
+        """Collect everything changed since the last flush (synchronously: atomic in asyncio)."""
+        return self._changes.flush()
+
+    def count_records(self, partitions: set[int]) -> list[tuple[bytes, bytes]]:
+        """Every count of these partitions (re-emission after a rebalance)."""
+        return self._changes.count_messages(self.counter.states(partitions))
+
+
+class EventPath:
+    """Each event of a message: validated, de-duplicated, enriched, counted."""
+
+    def __init__(
+        self,
+        processor: Processor,
+        pseudonymize: Pseudonymizer,
+        plugins: PluginLookup,
+        window_ms: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self._limits, self._metrics = processor.limits, processor.metrics
+        self._dedup, self._counter = processor.dedup, processor.counter
+        self._reject = processor.rejections
+        self._pseudonymize, self._plugins = pseudonymize, plugins
+        self._window_ms, self._clock = window_ms, clock
+        self.encode = Encoder(default_catalog().latest(ENRICHED_EVENT_BATCH))
+
+    def __call__(
+        self,
+        raws: list[dict[str, Any]],
+        is_batch: bool,
+        key: bytes | None,
+        headers: Headers | None,
+        coords: dict[str, Any],
+        dead_letters: list[DeadLetter],
+    ) -> list[dict[str, Any]]:
+        """The events to forward; bad ones of a batch go to ``dead_letters``. Raises
+        ValidationError when the message was one bad event."""
+        m, partition, offset = self._metrics, coords["partition"], coords["offset"]
+        now_ms = int(self._clock() * 1000)
         good = []
         for index, raw in enumerate(raws):
             try:
-                validate(raw, now_ms, self.limits)
+                validate(raw, now_ms, self._limits)
             except ValidationError as exc:
                 if not is_batch:
-                    return self._reject(
-                        key, value, headers, coords, exc.reason, exc.detail, stage=STAGE_VALIDATE
-                    )
-                outcome.dead_letters.append(
-                    self._event_dead_letter(key, raw, headers, coords, index, exc)
-                )
+                    raise
+                dead_letters.append(self._reject.event(key, raw, headers, coords, index, exc))
                 continue
             pos = windows.position(offset, index)
-            seen = self.dedup.check(partition, raw["event_id"], raw["event_time"], pos)
+            seen = self._dedup.check(partition, raw["event_id"], raw["event_time"], pos)
             if seen is Seen.DUPLICATE:
                 m.duplicates.inc()
                 continue
             event = enrich(
-                raw,
-                partition=partition,
-                offset=offset,
-                now_ms=now_ms,
-                pseudonymize=self._pseudonymize,
-                plugins=self._plugins,
-            )
+                raw, partition=partition, offset=offset, now_ms=now_ms,
+                pseudonymize=self._pseudonymize, plugins=self._plugins,
+            )  # fmt: skip
             # A replayed message may hold events whose count did not reach the changelog
             # (ids and counts are persisted separately): the position decides.
-            result = self.counter.add(
-                windows.key_for(event, self.window_ms), pos, event["value"], event["event_time"]
+            result = self._counter.add(
+                windows.key_for(event, self._window_ms), pos, event["value"], event["event_time"]
             )
             if result.late:
                 m.late.inc()
@@ -175,64 +181,4 @@ class Processor:
                 m.replayed.inc()  # forwarded before (ids persist only after delivery)
                 continue
             good.append(event)
-        if good:
-            outcome.enriched = self._encode_enriched({"events": good})
-            outcome.enriched_headers = source_headers(topic, partition, offset)
-            outcome.events_out = len(good)
-        return outcome
-
-    def _reject(self, key, value, headers, coords, reason, detail, stage=STAGE_DECODE) -> Outcome:
-        self.metrics.dead_letters.labels(reason).inc()
-        hdrs = dead_letter_headers(headers, stage=stage, reason=reason, detail=detail, **coords)
-        return Outcome(dead_letters=[DeadLetter(key, value, hdrs, reason)])
-
-    def _event_dead_letter(self, key, raw, headers, coords, index, exc) -> DeadLetter:
-        self.metrics.dead_letters.labels(exc.reason).inc()
-        hdrs = dead_letter_headers(
-            headers,
-            stage=STAGE_VALIDATE,
-            reason=exc.reason,
-            detail=exc.detail,
-            batch_index=index,
-            **coords,
-        )
-        try:
-            value = self._encode_event(raw)
-        except (ValueError, TypeError, OverflowError):  # not even re-encodable: keep the text
-            value = repr(raw).encode("utf-8", "replace")
-        return DeadLetter(key, value, hdrs, exc.reason)
-
-    def flush(self) -> Flush:
-        """Collect everything changed since the last flush (synchronously: atomic in asyncio)."""
-        # Changed counts before expiry: a window that expires in this flush still has its last
-        # count emitted (test_every_forwarded_event_is_in_one_emitted_count_or_counted_late).
-        buckets, keys = self.counter.take_dirty()
-        expired = self.counter.expire()
-        states: list[tuple[int, str, dict[str, Any] | None]] = [
-            (windows.bucket_partition(b), b, dict(s)) for b, s in buckets
-        ]
-        states.extend((p, b, None) for p, b in expired)
-        chunks: list[tuple[int, str, str | None]] = list(self.dedup.take_chunks())
-        chunks.extend((p, k, None) for p, k in self.dedup.expire(self.counter.watermark))
-        self.metrics.window_keys.set(len(self.counter))
-        self.metrics.dedup_ids.set(self.dedup.size)
-        return Flush(states, chunks, self._count_messages(keys))
-
-    def count_records(self, partitions: set[int]) -> list[tuple[bytes, bytes]]:
-        """Every count of these partitions (re-emission after a rebalance)."""
-        return self._count_messages(self.counter.states(partitions))
-
-    def _count_messages(self, keys: list[tuple[str, Any]]) -> list[tuple[bytes, bytes]]:
-        """One WindowCountBatch per source partition (key = the partition)."""
-        now_ms = int(self._clock() * 1000)
-        by_partition: dict[int, list[dict[str, Any]]] = {}
-        for text, state in keys:
-            key = windows.WindowKey.decode(text)
-            record = windows.to_record(key, state, self.window_ms, now_ms)
-            by_partition.setdefault(key.source_partition, []).append(record)
-        out = []
-        for p, records in by_partition.items():
-            for i in range(0, len(records), COUNTS_PER_MESSAGE):
-                chunk = records[i : i + COUNTS_PER_MESSAGE]
-                out.append((str(p).encode(), self._encode_counts({"counts": chunk})))
-        return out
+        return good

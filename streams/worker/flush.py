@@ -13,8 +13,8 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
+from streams.job.changes import Flush as Changes
 from streams.job.enrich import PluginLookup
-from streams.job.processor import Flush as Changes
 from streams.job.processor import Processor
 from streams.metrics import StreamsMetrics
 from streams.worker.output import Output
