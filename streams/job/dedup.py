@@ -45,6 +45,19 @@ class _Partition:
     pending: list[tuple[str, int]] = field(default_factory=list)  # (id, position)
     pending_newest: int = 0
 
+    def close(self, partition: int) -> list[tuple[str, str]]:
+        """The ids pending since the last flush, closed into chunks: (key, payload)."""
+        out = []
+        for i in range(0, len(self.pending), CHUNK_IDS):
+            entries = self.pending[i : i + CHUNK_IDS]
+            key = f"{partition}:{entries[0][1]}"
+            hashes = [hash(event_id) for event_id, _ in entries]
+            self.chunks.append(_Chunk(key, self.pending_newest, hashes))
+            out.append((key, encode_chunk(self.pending_newest, entries)))
+        self.pending = []
+        self.pending_newest = 0
+        return out
+
 
 def encode_chunk(newest: int, entries: list[tuple[str, int]]) -> str:
     """A chunk as one string (a JSON-safe table value): newest event time, then id,position."""
@@ -86,17 +99,9 @@ class Deduplicator:
 
     def take_chunks(self) -> list[tuple[int, str, str]]:
         """Close the ids seen since the last call into chunks: (partition, key, payload)."""
-        out = []
-        for p, part in self._parts.items():
-            for i in range(0, len(part.pending), CHUNK_IDS):
-                entries = part.pending[i : i + CHUNK_IDS]
-                key = f"{p}:{entries[0][1]}"
-                hashes = [hash(event_id) for event_id, _ in entries]
-                part.chunks.append(_Chunk(key, part.pending_newest, hashes))
-                out.append((p, key, encode_chunk(part.pending_newest, entries)))
-            part.pending = []
-            part.pending_newest = 0
-        return out
+        return [
+            (p, key, payload) for p, part in self._parts.items() for key, payload in part.close(p)
+        ]
 
     def expire(self, watermarks: dict[int, int]) -> list[tuple[int, str]]:
         """Drop chunks behind the horizon, then the oldest past ``max_ids``: (partition, key)."""

@@ -113,13 +113,11 @@ class WindowCounter:
     """
 
     def __init__(self, store: MutableMapping[str, Any], size_ms: int, retention_ms: int) -> None:
-        self.store = store
-        self.size_ms = size_ms
-        self.retention_ms = retention_ms
+        self.store, self.size_ms, self.retention_ms = store, size_ms, retention_ms
         self.dirty_buckets: set[str] = set()
         self.dirty_keys: set[tuple[str, str]] = set()  # (bucket, key text)
         self.watermark: dict[int, int] = {}  # partition -> highest event time seen
-        self._index: dict[int, dict[int, set[str]]] = {}  # partition -> window start -> buckets
+        self._index = _Index()
         self._names: dict[WindowKey, tuple[str, str]] = {}  # key -> (text, bucket), a cache
 
     def add(self, key: WindowKey, pos: int, value: float | None, event_time: int) -> AddResult:
@@ -137,7 +135,7 @@ class WindowCounter:
         states = self.store.get(bucket)
         if states is None:
             states = self.store[bucket] = {}
-            self._index.setdefault(p, {}).setdefault(key.window_start, set()).add(bucket)
+            self._index.add(p, key.window_start, bucket)
         state = apply(states.get(text), pos, value)
         if state is None:
             return AddResult(counted=False, replay=True)
@@ -148,14 +146,10 @@ class WindowCounter:
 
     def expire(self) -> list[tuple[int, str]]:
         """Drop windows older than the retention; return (partition, bucket) to delete."""
-        gone = []
-        for p, windows in self._index.items():
-            cutoff = self.watermark.get(p, 0) - self.size_ms - self.retention_ms
-            for start in [s for s in windows if s <= cutoff]:
-                for bucket in windows.pop(start):
-                    self.store.pop(bucket, None)
-                    self.dirty_buckets.discard(bucket)
-                    gone.append((p, bucket))
+        gone = self._index.expire(self.watermark, self.size_ms + self.retention_ms)
+        for _, bucket in gone:
+            self.store.pop(bucket, None)
+            self.dirty_buckets.discard(bucket)
         if gone:
             gone_set = {b for _, b in gone}
             self.dirty_keys = {n for n in self.dirty_keys if n[1] not in gone_set}
@@ -165,42 +159,61 @@ class WindowCounter:
     def take_dirty(self) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, Any]]]:
         """(changed buckets with their states, changed keys with their state)."""
         buckets = [(b, self.store[b]) for b in self.dirty_buckets if b in self.store]
-        keys = []
-        for text, bucket in self.dirty_keys:
-            states = self.store.get(bucket)
-            if states is not None and text in states:
-                keys.append((text, states[text]))
+        store = self.store
+        keys = [(t, store[b][t]) for t, b in self.dirty_keys if b in store and t in store[b]]
         self.dirty_buckets.clear()
         self.dirty_keys.clear()
         return buckets, keys
 
     def states(self, partitions: set[int]) -> list[tuple[str, dict[str, Any]]]:
         """Every key's state in the given partitions (for re-emission after recovery)."""
-        out = []
-        for bucket in list(self.store.keys()):
-            if bucket_partition(bucket) in partitions:
-                out.extend(self.store[bucket].items())
-        return out
+        buckets = [b for b in list(self.store.keys()) if bucket_partition(b) in partitions]
+        return [item for b in buckets for item in self.store[b].items()]
 
     def reindex(self, partitions: set[int]) -> int:
         """Rebuild the expiry index from the store (after recovery); return keys indexed."""
-        n = 0
-        for bucket in list(self.store.keys()):
-            p, start, _ = bucket.split(":")
-            if int(p) in partitions:
-                self._index.setdefault(int(p), {}).setdefault(int(start), set()).add(bucket)
-                n += len(self.store[bucket])
-        return n
+        return sum(len(self.store[b]) for b in self._index.rebuild(self.store, partitions))
 
     def forget(self, partitions: set[int]) -> None:
         for p in partitions:
-            self._index.pop(p, None)
+            self._index.forget(p)
             self.watermark.pop(p, None)
 
     def __len__(self) -> int:
-        return sum(
-            len(self.store.get(b) or ())
-            for windows in self._index.values()
-            for buckets in windows.values()
-            for b in buckets
-        )
+        return sum(len(self.store.get(b) or ()) for b in self._index.buckets())
+
+
+class _Index:
+    """The buckets of each partition's windows, by window start, for expiry."""
+
+    def __init__(self) -> None:
+        self._windows: dict[int, dict[int, set[str]]] = {}  # partition -> start -> buckets
+
+    def add(self, partition: int, start: int, bucket: str) -> None:
+        self._windows.setdefault(partition, {}).setdefault(start, set()).add(bucket)
+
+    def expire(self, watermark: dict[int, int], kept_ms: int) -> list[tuple[int, str]]:
+        """Remove and return (partition, bucket) of windows that ended ``kept_ms`` before
+        their partition's watermark."""
+        gone = []
+        for p, windows in self._windows.items():
+            cutoff = watermark.get(p, 0) - kept_ms
+            for start in [s for s in windows if s <= cutoff]:
+                gone.extend((p, bucket) for bucket in windows.pop(start))
+        return gone
+
+    def rebuild(self, store: MutableMapping[str, Any], partitions: set[int]) -> list[str]:
+        """Index the buckets of these partitions in ``store``; return them."""
+        found = []
+        for bucket in list(store.keys()):
+            p, start, _ = bucket.split(":")
+            if int(p) in partitions:
+                self.add(int(p), int(start), bucket)
+                found.append(bucket)
+        return found
+
+    def forget(self, partition: int) -> None:
+        self._windows.pop(partition, None)
+
+    def buckets(self) -> list[str]:
+        return [b for windows in self._windows.values() for bs in windows.values() for b in bs]
