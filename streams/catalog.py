@@ -178,27 +178,11 @@ class CatalogReader:
 
     def _run(self) -> None:
         consumer = Consumer(
-            {
-                "bootstrap.servers": self._bootstrap,
-                "group.id": "unused",
-                "enable.auto.commit": False,
-                "log_level": 3,
-            }
-        )
+            {"bootstrap.servers": self._bootstrap, "group.id": "unused",
+             "enable.auto.commit": False, "log_level": 3}
+        )  # fmt: skip
         try:
-            # A partition whose leader is down (a node killed and not yet fenced) answers no
-            # watermark request until its leadership moves: ask again, never give up on the
-            # catalog (test_broker.py::test_a_worker_starts_while_a_node_of_three_is_down).
-            partitions, ends = Retrying(
-                retry=retry_if_exception_type(KafkaException),
-                wait=wait_fixed(1),
-                stop=lambda _: self._stop.is_set(),
-                before_sleep=lambda state: log.warning(
-                    "catalog %s not readable yet (%s); retrying", self._topic,
-                    state.outcome.exception() if state.outcome else None,
-                ),
-                reraise=True,
-            )(self._ends, consumer)  # fmt: skip
+            partitions, ends = _when_readable(consumer, self._topic, self._stop)
             consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions])
             if not ends:
                 self._caught_up.set()
@@ -217,16 +201,6 @@ class CatalogReader:
             self._caught_up.set()
             consumer.close()
 
-    def _ends(self, consumer: Consumer) -> tuple[list[int], dict[int, int]]:
-        """The topic's partitions, and the end offset of each that holds anything."""
-        partitions = consumer.list_topics(self._topic, timeout=10).topics[self._topic].partitions
-        ends = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(self._topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
-        return list(partitions), ends
-
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         plugin_id = (key or b"").decode("utf-8", "replace")
         if value is None:
@@ -237,3 +211,32 @@ class CatalogReader:
         except SchemaError:
             self.bad_entries += 1  # a bad entry must not stop enrichment: the id stays unknown
             self._plugins.pop(plugin_id, None)
+
+
+def _when_readable(
+    consumer: Consumer, topic: str, stop: threading.Event
+) -> tuple[list[int], dict[int, int]]:
+    """The topic's partitions, and the end offset of each that holds anything. A partition
+    whose leader is down (a node killed and not yet fenced) answers no watermark request until
+    its leadership moves: ask again until ``stop``, never give up on the catalog
+    (test_broker.py::test_a_worker_starts_while_a_node_of_three_is_down)."""
+    return Retrying(
+        retry=retry_if_exception_type(KafkaException),
+        wait=wait_fixed(1),
+        stop=lambda _: stop.is_set(),
+        before_sleep=lambda state: log.warning(
+            "catalog %s not readable yet (%s); retrying", topic,
+            state.outcome.exception() if state.outcome else None,
+        ),
+        reraise=True,
+    )(_ends, consumer, topic)  # fmt: skip
+
+
+def _ends(consumer: Consumer, topic: str) -> tuple[list[int], dict[int, int]]:
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {}
+    for p in partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        if high > low:
+            ends[p] = high
+    return list(partitions), ends

@@ -83,66 +83,12 @@ class Load:
                 "message.max.bytes": 2_000_000,
             }
         )
-        self.encode = Encoder(default_catalog().latest(ANALYTICS_EVENT_BATCH))
         self.expected = Expected()
         self.hostile_every = hostile_every
-        self._case_index = 0
-        self._n_cases = len(Corpus(int(time.time() * 1000), seed).cases())
-        self._first_time: dict[str, int] = {}
+        self._hostile = _HostileFeed(self)
+        self._envelopes = _Envelopes(self)
+        self._times = _EventTimes(self.rng)
         self.where: dict[str, tuple[int, int]] | None = None  # event id -> (partition, offset)
-
-    # -- delivery --------------------------------------------------------------------------
-
-    def _on_good(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self.expected.delivery_errors.append(str(err))
-        else:
-            self.expected.good_offsets[msg.partition()].append(msg.offset())
-
-    def _send_envelope(self, session: str, events: list[dict[str, Any]]) -> None:
-        now_ms = int(time.time() * 1000)
-        for e in events:
-            e["received_at"] = now_ms
-        on_delivery = self._on_good
-        if self.where is not None:  # for a post-mortem: which message held each event
-            ids = [e["event_id"] for e in events]
-
-            def on_delivery(err: KafkaError | None, msg: Message) -> None:
-                self._on_good(err, msg)
-                for i in ids:
-                    self.where.setdefault(i, (msg.partition(), msg.offset()))
-
-        self.producer.produce(
-            self.topic,
-            self.encode({"events": events}),
-            session.encode(),
-            on_delivery=on_delivery,
-            timestamp=events[0]["event_time"],
-        )
-        self.producer.poll(0)
-
-    def _send_hostile(self) -> None:
-        # Built now, so that its timestamps are relative to when it is produced.
-        case = Corpus(int(time.time() * 1000), self.seed).cases()[self._case_index]
-        self._case_index += 1
-
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                self.expected.delivery_errors.append(f"{case.name}: {err}")
-            else:
-                self.expected.hostile.append((case, msg.partition(), msg.offset()))
-
-        self.producer.produce(self.topic, case.value, case.key, on_delivery=delivered)
-        self.producer.poll(0)
-        for record in case.stored:
-            normal = dict(record, event_id=canonical_id(record))
-            self.expected.add_stored(normal, counted=case.counted)
-
-    @property
-    def hostile_left(self) -> int:
-        return self._n_cases - self._case_index
-
-    # -- traffic ---------------------------------------------------------------------------
 
     def run_phase(self, phase: Phase, on_tick: Callable[[], None] = lambda: None) -> PhaseRun:
         """Produce ``phase.events`` events at ``phase.rate``; returns when all are delivered."""
@@ -157,33 +103,21 @@ class Load:
             )
         )
         buffers: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        started = time.monotonic()
-        last_tick = started
+        started = last_tick = time.monotonic()
         for sent in range(1, phase.events + 1):
-            event = next(traffic)
-            now_ms = int(time.time() * 1000)
-            first = self._first_time.get(event["event_id"])
-            if first is None:  # late events: 2% are minutes behind, as Backstage's deferred ones
-                late = self.rng.random() < 0.02
-                event["event_time"] = now_ms - (self.rng.randint(60_000, 300_000) if late else 0)
-                self._first_time[event["event_id"]] = event["event_time"]
-                if len(self._first_time) > 2000:  # the traffic repeats only its last 100
-                    for key in list(islice(self._first_time, 1000)):
-                        del self._first_time[key]
-            else:  # the traffic's duplicates are re-sends of an event: same time
-                event["event_time"] = first
+            event = self._times.stamp(next(traffic), int(time.time() * 1000))
             self.expected.add_stored(event)
             self.expected.produced_events += 1
             batch = buffers[event["session_id"]]
             batch.append(dict(event))
             if len(batch) >= ENVELOPE_EVENTS:
-                self._send_envelope(event["session_id"], buffers.pop(event["session_id"]))
-            if self.hostile_left and sent % self.hostile_every == 0:
-                self._send_hostile()
+                self._envelopes.send(event["session_id"], buffers.pop(event["session_id"]))
+            if self._hostile.left and sent % self.hostile_every == 0:
+                self._hostile.send()
             now = time.monotonic()
             if now - last_tick >= TICK_S:
                 for session, events in buffers.items():
-                    self._send_envelope(session, events)
+                    self._envelopes.send(session, events)
                 buffers.clear()
                 last_tick = now
                 on_tick()
@@ -191,10 +125,9 @@ class Load:
             if ahead > 0.002:
                 time.sleep(ahead)
         for session, events in buffers.items():
-            self._send_envelope(session, events)
+            self._envelopes.send(session, events)
         self.producer.flush(60)
-        run.produced = phase.events
-        run.ended = time.time()
+        run.produced, run.ended = phase.events, time.time()
         return run
 
     def close(self) -> None:
@@ -202,6 +135,96 @@ class Load:
         self.producer = None  # type: ignore[assignment]  # librdkafka closes it now
 
     def finish_hostile(self) -> None:
-        while self.hostile_left:
-            self._send_hostile()
+        while self._hostile.left:
+            self._hostile.send()
         self.producer.flush(60)
+
+
+class _EventTimes:
+    """Event times of a live run: now, or for 2% minutes behind (as Backstage's deferred
+    events are); an event the traffic sends again keeps the time of its first copy."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._first: dict[str, int] = {}
+
+    def stamp(self, event: dict[str, Any], now_ms: int) -> dict[str, Any]:
+        first = self._first.get(event["event_id"])
+        if first is not None:
+            event["event_time"] = first
+            return event
+        late = self._rng.random() < 0.02
+        event["event_time"] = now_ms - (self._rng.randint(60_000, 300_000) if late else 0)
+        self._first[event["event_id"]] = event["event_time"]
+        if len(self._first) > 2000:  # the traffic repeats only its last 100
+            for key in list(islice(self._first, 1000)):
+                del self._first[key]
+        return event
+
+
+class _HostileFeed:
+    """The hostile corpus, one case at a time, each built when it is produced (its timestamps
+    are relative to then)."""
+
+    def __init__(self, load: Load) -> None:
+        self._load = load
+        self._index = 0
+        self._cases = len(Corpus(int(time.time() * 1000), load.seed).cases())
+
+    @property
+    def left(self) -> int:
+        return self._cases - self._index
+
+    def send(self) -> None:
+        load, expected = self._load, self._load.expected
+        case = Corpus(int(time.time() * 1000), load.seed).cases()[self._index]
+        self._index += 1
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                expected.delivery_errors.append(f"{case.name}: {err}")
+            else:
+                expected.hostile.append((case, msg.partition(), msg.offset()))
+
+        load.producer.produce(load.topic, case.value, case.key, on_delivery=delivered)
+        load.producer.poll(0)
+        for record in case.stored:
+            normal = dict(record, event_id=canonical_id(record))
+            expected.add_stored(normal, counted=case.counted)
+
+
+class _Envelopes:
+    """Per-session envelopes to Kafka, with ``received_at`` = when each is handed over; the
+    delivered offsets recorded (and, when ``Load.where`` is set, where each event went)."""
+
+    def __init__(self, load: Load) -> None:
+        self._load = load
+        self._encode = Encoder(default_catalog().latest(ANALYTICS_EVENT_BATCH))
+
+    def _on_good(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._load.expected.delivery_errors.append(str(err))
+        else:
+            self._load.expected.good_offsets[msg.partition()].append(msg.offset())
+
+    def send(self, session: str, events: list[dict[str, Any]]) -> None:
+        now_ms = int(time.time() * 1000)
+        for e in events:
+            e["received_at"] = now_ms
+        on_delivery = self._on_good
+        if self._load.where is not None:  # for a post-mortem: which message held each event
+            ids = [e["event_id"] for e in events]
+
+            def on_delivery(err: KafkaError | None, msg: Message) -> None:
+                self._on_good(err, msg)
+                for i in ids:
+                    self._load.where.setdefault(i, (msg.partition(), msg.offset()))
+
+        self._load.producer.produce(
+            self._load.topic,
+            self._encode({"events": events}),
+            session.encode(),
+            on_delivery=on_delivery,
+            timestamp=events[0]["event_time"],
+        )
+        self._load.producer.poll(0)

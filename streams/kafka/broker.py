@@ -40,10 +40,7 @@ class EmbeddedBroker:
         log_path: Path | None = None,
         heap_mb: int = 768,
     ):
-        self.host = host
-        self.brokers = brokers
-        self.log_path = log_path
-        self.heap_mb = heap_mb
+        self.host, self.brokers, self.log_path, self.heap_mb = host, brokers, log_path, heap_mb
         self._temp = None if data_dir else tempfile.mkdtemp(prefix="pulse-kafka-")
         self.data_dir = Path(data_dir or self._temp)
         # Port 0: any free port. Further nodes always take free ports.
@@ -77,7 +74,9 @@ class EmbeddedBroker:
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Until the cluster's metadata lists every node as a live broker."""
-        _wait_for_brokers(self.bootstrap, self.nodes, timeout_s, self._log_hint())
+        _wait_for_brokers(
+            self.bootstrap, self.nodes, timeout_s, f" (log: {self._node_log(self.nodes[0])})"
+        )
 
     def start_node(self, index: int) -> None:
         node = self.nodes[index]
@@ -106,14 +105,16 @@ class EmbeddedBroker:
         return path
 
     def _node_log(self, node: Node) -> Path:
-        if self.log_path is None:
-            return self.data_dir / f"node-{node.node_id}.log"
-        if self.brokers == 1:
-            return self.log_path
-        return self.log_path.with_name(f"{self.log_path.stem}-{node.node_id}{self.log_path.suffix}")
+        return _node_log(self.log_path, self.brokers, self.data_dir, node.node_id)
 
-    def _log_hint(self) -> str:
-        return f" (log: {self._node_log(self.nodes[0])})"
+
+def _node_log(log_path: Path | None, brokers: int, data_dir: Path, node_id: int) -> Path:
+    """A node's log: in the data directory, or ``log_path`` (numbered when there are several)."""
+    if log_path is None:
+        return data_dir / f"node-{node_id}.log"
+    if brokers == 1:
+        return log_path
+    return log_path.with_name(f"{log_path.stem}-{node_id}{log_path.suffix}")
 
 
 def _wait_for_brokers(bootstrap: str, nodes: list[Node], timeout_s: float, hint: str) -> None:

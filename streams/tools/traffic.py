@@ -148,75 +148,100 @@ class Traffic:
     def _event(self, s: _Session, event_time: int) -> dict[str, Any]:
         rng = self._rng
         plugin, _, legacy_ext, page_ext, paths = rng.choices(_PLUGINS, self._weights)[0]
-        kind, ns, name = rng.choice(_ENTITIES)
+        entity = rng.choice(_ENTITIES)
         template = rng.choice(paths)
-        path = template.format(ns=ns, kind=kind, name=name)
-        entity_ref = f"{kind}:{ns}/{name}"
         new = s.frontend_system == "NEW"
-        roll = rng.random()
-        value: float | None = None
-        attributes: dict[str, Any] = {}
-        entity: str | None = None
-        search_types: str | None = None
-        extension = page_ext if new else legacy_ext
-        if roll < 0.45:
-            action, subject = "navigate", path
-            extension = "app" if new else "App"
-            if "{name}" in template:
-                attributes = {"kind": kind, "namespace": ns, "name": name}
-        elif roll < 0.70:
-            action, subject = "click", rng.choice(_LINKS)
-            attributes = {"to": f"/docs/{ns}/{kind}/{name}"}
-            entity = entity_ref if plugin in ("catalog", "techdocs") else None
-        elif roll < 0.82:
-            plugin, action = "search", "search"
-            subject = rng.choice(_SEARCH_TERMS)
-            value = 0.0 if subject.startswith("zzz") else float(rng.randint(1, 120))
-            extension = "page:search" if new else "SearchPage"
-            search_types = "software-catalog,techdocs"
-        elif roll < 0.92:
-            plugin, action = "search", "discover"
-            subject = f"{name} | {kind}"
-            value = float(rng.randint(1, 10))
-            attributes = {"to": f"/catalog/{ns}/{kind}/{name}"}
-            extension = "page:search" if new else "SearchPage"
-            search_types = "software-catalog"
-        elif roll < 0.97:
-            plugin, action = "scaffolder", "create"
-            subject = "Task has been created"
-            value = float(rng.choice([5, 15, 30, 60, 120]))
-            attributes = {"templateSteps": rng.randint(1, 6)}
-            entity = f"template:default/{rng.choice(_TEMPLATES)}"
-            extension = "page:scaffolder" if new else "ScaffolderPage"
-        else:
-            plugin, action, subject = "techdocs", "not-found", f"/docs/{ns}/{kind}/{name}/missing"
-            attributes = {"kind": kind, "namespace": ns, "name": name}
-            extension = "page:techdocs" if new else "TechDocsReaderPage"
-        return {
-            "schema_version": 1,
-            "event_id": self._uuid(),
-            "event_time": event_time,
-            "received_at": None,
-            "session_id": s.session_id,
-            "user_id": s.user_id,
-            "action": action,
-            "subject": subject,
-            "value": value,
-            "attributes": attributes,
-            "context": {
-                "plugin_id": plugin,
-                "extension": None if new else extension,
-                "extension_id": extension if new else None,
-                "route_ref": None if new else f"{plugin}:root",
-                "entity_ref": entity,
-                "search_types": search_types,
-                "extra": {},
-            },
-            "source": {
-                "instance_id": s.instance_id,
-                "frontend_system": s.frontend_system,
-                "app_version": "2026.11.0",
-                "backstage_version": "1.49.0" if new else "1.45.0",
-                "collector": self.config.collector,
-            },
-        }
+        done = _Action(plugin, "", "", extension=page_ext if new else legacy_ext)
+        _act(rng, done, entity, template, new)
+        return _record(s, event_time, done, new, self._uuid(), self.config.collector)
+
+
+@dataclass
+class _Action:
+    """What the user did, in the terms of Backstage's analytics API."""
+
+    plugin: str
+    action: str
+    subject: str
+    extension: str
+    value: float | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    entity: str | None = None
+    search_types: str | None = None
+
+
+def _act(
+    rng: random.Random, a: _Action, entity: tuple[str, str, str], template: str, new: bool
+) -> None:
+    """Pick the action: page views, clicks, searches, discoveries, template runs, 404s."""
+    kind, ns, name = entity
+    path = template.format(ns=ns, kind=kind, name=name)
+    roll = rng.random()
+    if roll < 0.45:
+        a.action, a.subject = "navigate", path
+        a.extension = "app" if new else "App"
+        if "{name}" in template:
+            a.attributes = {"kind": kind, "namespace": ns, "name": name}
+    elif roll < 0.70:
+        a.action, a.subject = "click", rng.choice(_LINKS)
+        a.attributes = {"to": f"/docs/{ns}/{kind}/{name}"}
+        a.entity = f"{kind}:{ns}/{name}" if a.plugin in ("catalog", "techdocs") else None
+    elif roll < 0.82:
+        a.plugin, a.action = "search", "search"
+        a.subject = rng.choice(_SEARCH_TERMS)
+        a.value = 0.0 if a.subject.startswith("zzz") else float(rng.randint(1, 120))
+        a.extension = "page:search" if new else "SearchPage"
+        a.search_types = "software-catalog,techdocs"
+    elif roll < 0.92:
+        a.plugin, a.action = "search", "discover"
+        a.subject = f"{name} | {kind}"
+        a.value = float(rng.randint(1, 10))
+        a.attributes = {"to": f"/catalog/{ns}/{kind}/{name}"}
+        a.extension = "page:search" if new else "SearchPage"
+        a.search_types = "software-catalog"
+    elif roll < 0.97:
+        a.plugin, a.action = "scaffolder", "create"
+        a.subject = "Task has been created"
+        a.value = float(rng.choice([5, 15, 30, 60, 120]))
+        a.attributes = {"templateSteps": rng.randint(1, 6)}
+        a.entity = f"template:default/{rng.choice(_TEMPLATES)}"
+        a.extension = "page:scaffolder" if new else "ScaffolderPage"
+    else:
+        a.plugin, a.action = "techdocs", "not-found"
+        a.subject = f"/docs/{ns}/{kind}/{name}/missing"
+        a.attributes = {"kind": kind, "namespace": ns, "name": name}
+        a.extension = "page:techdocs" if new else "TechDocsReaderPage"
+
+
+def _record(
+    s: _Session, event_time: int, a: _Action, new: bool, event_id: str, collector: str
+) -> dict[str, Any]:
+    """A raw AnalyticsEvent as the collector would send it."""
+    return {
+        "schema_version": 1,
+        "event_id": event_id,
+        "event_time": event_time,
+        "received_at": None,
+        "session_id": s.session_id,
+        "user_id": s.user_id,
+        "action": a.action,
+        "subject": a.subject,
+        "value": a.value,
+        "attributes": a.attributes,
+        "context": {
+            "plugin_id": a.plugin,
+            "extension": None if new else a.extension,
+            "extension_id": a.extension if new else None,
+            "route_ref": None if new else f"{a.plugin}:root",
+            "entity_ref": a.entity,
+            "search_types": a.search_types,
+            "extra": {},
+        },
+        "source": {
+            "instance_id": s.instance_id,
+            "frontend_system": s.frontend_system,
+            "app_version": "2026.11.0",
+            "backstage_version": "1.49.0" if new else "1.45.0",
+            "collector": collector,
+        },
+    }
