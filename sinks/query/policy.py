@@ -133,9 +133,9 @@ class Policy:
         database, _, table = text.partition(".")
         if database.lower() == "system" and table.lower() in SYSTEM_TABLES:
             return
-        self._database(database, f"table {text}")
+        self.require_database(database, f"table {text}")
 
-    def _database(self, database: str, what: str) -> None:
+    def require_database(self, database: str, what: str) -> None:
         if database != self.database:
             raise QueryRefusedError(
                 "forbidden_database", f"{what}: only the {self.database} database can be read"
@@ -159,14 +159,14 @@ def _kind(policy: Policy, root: Node, statement: str) -> str:
     if root.kind == "ShowTables" and upper.startswith("SHOW TABLES"):
         for child in root.children:
             if child.text != policy.explain_format:
-                policy._database(child.text, f"SHOW TABLES FROM {child.text}")
+                policy.require_database(child.text, f"SHOW TABLES FROM {child.text}")
         return "SHOW"
     if (root.kind == "ShowCreateTableQuery" and upper.startswith(_SHOW)) or (
         root.kind == "ExistsTableQuery"
     ):
         database = root.text.partition(" ")[0]
         if database:
-            policy._database(database, statement)
+            policy.require_database(database, statement)
         return root.kind
     first = " ".join(statement.split()[:2]) or "an empty query"
     raise _not_reading(_ALLOWED_KINDS + f", not {first}")

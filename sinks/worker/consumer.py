@@ -11,6 +11,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 
 from sinks.settings import SinkSettings
 
+# librdkafka's local error codes (underscore-named in confluent-kafka's public API) are used
+# here only.
 # While a broker stops or restarts, a partition's leader moves and a request meanwhile fails
 # with one of these. Raised from the assignment callback, it ended the sink's consumer thread
 # (make proof-cluster, fault leader-broker-stop): ask again until the new leader answers.
@@ -39,6 +41,11 @@ def consumer(settings: SinkSettings, table: str) -> Consumer:
             "log_level": 3,
         }
     )
+
+
+def is_partition_end(error: KafkaError) -> bool:
+    """The end of a partition reached: an event, not an error."""
+    return error.code() == KafkaError._PARTITION_EOF
 
 
 def guarded(

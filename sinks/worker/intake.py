@@ -7,11 +7,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import Message
 
 from schemas.container import ItemSchemas, NotPassthroughError, block_of
 from sinks.metrics import TableSeries
 from sinks.worker.batch import Batch
+from sinks.worker.consumer import is_partition_end
 from sinks.worker.repeats import RepeatFilter, identity
 from sinks.worker.stats import SinkStats
 from sinks.worker.takeover import Takeover
@@ -45,7 +46,7 @@ class Intake:
     def __call__(self, msg: Message) -> None:
         err = msg.error()
         if err is not None:
-            if err.code() != KafkaError._PARTITION_EOF:
+            if not is_partition_end(err):
                 log.warning("sink %s: consumer error %s", self._series.table, err)
             return
         p, offset = msg.partition(), msg.offset()

@@ -85,6 +85,7 @@ def _timed_out(exc: BaseException) -> bool:
     return (
         isinstance(exc, KafkaUnavailableError)
         and isinstance(cause, KafkaException)
+        # librdkafka's local error codes are underscore-named in confluent-kafka's public API
         and cause.args[0].code() == KafkaError._TIMED_OUT
     )
 

@@ -10,7 +10,7 @@ import { UserResolver, type IdentitySource } from './identity.js';
 import { readOptions, type PulseOptions, type UserIdTransform } from './options.js';
 import { SessionTracker } from './session.js';
 import { Shipper, type ShipperStats } from './shipper.js';
-import { fetchTransport, type FetchLike } from './transport.js';
+import { fetchTransport, type FetchLike, type Send } from './transport.js';
 import { MODULE_NAME, MODULE_VERSION } from './version.js';
 import { toWireEvent, type CapturedEvent, type FrontendSystem } from './wire.js';
 
@@ -46,30 +46,15 @@ export class PulseAnalytics implements AnalyticsApi {
     if (!options.enabled) return;
     const fetch = deps.fetchApi ? deps.fetchApi.fetch.bind(deps.fetchApi) : this.env.fetch;
     if (!fetch) throw new Error('pulse analytics: no fetch implementation is available');
-    const { clock, log } = this.env;
+    const { clock } = this.env;
     const user = new UserResolver(options.identity, deps.identityApi, deps.userIdTransform ?? options.userIdTransform);
     this.session = new SessionTracker(this.env.sessionStorage, options.sessionIdleMinutes * 60_000, clock.now, this.env.randomUUID);
-    this.shipper = new Shipper({
-      meta: {
-        frontendSystem: deps.frontendSystem ?? 'LEGACY',
-        appVersion: options.appVersion,
-        backstageVersion: options.backstageVersion,
-        collector: `${MODULE_NAME}/${MODULE_VERSION}`,
-      },
-      maxBatchSize: options.maxBatchSize,
-      maxQueueSize: options.maxQueueSize,
-      flushIntervalMs: options.flushIntervalMs,
-      send: fetchTransport({ endpoint: options.endpoint, token: options.token, fetch, now: clock.now }),
-      user,
-      clock,
-      log: options.debug ? log : { ...log, debug: () => {} },
-      persist: this.env.localStorage,
-      tabId: this.env.randomUUID(),
-    });
+    const send = fetchTransport({ endpoint: options.endpoint, token: options.token, fetch, now: clock.now });
+    this.shipper = newShipper(options, deps.frontendSystem ?? 'LEGACY', send, user, this.env);
     // Asked now, so that a page hidden before the first flush can still send the user.
     user.resolve().catch(() => {});
     this.shipper.restorePersisted();
-    this.listen();
+    this.detach.push(...followPageLifecycle(this.env, this.shipper));
   }
 
   /** Takes an event from either frontend system; never throws, never blocks. */
@@ -108,18 +93,47 @@ export class PulseAnalytics implements AnalyticsApi {
     for (const undo of this.detach.splice(0)) undo();
   }
 
-  private listen(): void {
-    const shipper = this.shipper!;
-    const { document, window } = this.env;
-    const onVisibility = () => (document?.visibilityState === 'hidden' ? shipper.hide() : shipper.shown());
-    const onPageHide = () => shipper.hide();
-    if (document) {
-      document.addEventListener('visibilitychange', onVisibility);
-      this.detach.push(() => document.removeEventListener('visibilitychange', onVisibility));
-    }
-    if (window) {
-      window.addEventListener('pagehide', onPageHide);
-      this.detach.push(() => window.removeEventListener('pagehide', onPageHide));
-    }
+}
+
+function newShipper(
+  options: PulseOptions,
+  frontendSystem: FrontendSystem,
+  send: Send,
+  user: UserResolver,
+  env: BrowserEnvironment,
+): Shipper {
+  return new Shipper({
+    meta: {
+      frontendSystem,
+      appVersion: options.appVersion,
+      backstageVersion: options.backstageVersion,
+      collector: `${MODULE_NAME}/${MODULE_VERSION}`,
+    },
+    maxBatchSize: options.maxBatchSize,
+    maxQueueSize: options.maxQueueSize,
+    flushIntervalMs: options.flushIntervalMs,
+    send,
+    user,
+    clock: env.clock,
+    log: options.debug ? env.log : { ...env.log, debug: () => {} },
+    persist: env.localStorage,
+    tabId: env.randomUUID(),
+  });
+}
+
+/** Hidden pages send what they hold; returns what stops listening. */
+function followPageLifecycle(env: BrowserEnvironment, shipper: Shipper): Array<() => void> {
+  const { document, window } = env;
+  const detach: Array<() => void> = [];
+  const onVisibility = () => (document?.visibilityState === 'hidden' ? shipper.hide() : shipper.shown());
+  const onPageHide = () => shipper.hide();
+  if (document) {
+    document.addEventListener('visibilitychange', onVisibility);
+    detach.push(() => document.removeEventListener('visibilitychange', onVisibility));
   }
+  if (window) {
+    window.addEventListener('pagehide', onPageHide);
+    detach.push(() => window.removeEventListener('pagehide', onPageHide));
+  }
+  return detach;
 }
