@@ -185,6 +185,7 @@ def _query_server(settings: ClickHouseSettings, bind: str, port: int, registry=N
         admin_token=admin.get_secret_value() if admin else None,
         limits=settings.query_limits(),
         max_concurrent=settings.query_max_concurrent,
+        read_tokens=settings.read_tokens(),
     ).start()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sinks.query.credentials import parse_tokens
 from sinks.query.limits import QueryLimits
 
 
@@ -15,7 +16,76 @@ def _default_clickhouse_url() -> str:
     return "chdb://" + str(Path(".pulse/clickhouse").resolve())
 
 
-class ClickHouseSettings(BaseSettings):
+class QueryPortSettings(BaseSettings):
+    """The query port: where it listens, who may read, and the limits of analysts' queries."""
+
+    model_config = SettingsConfigDict(env_prefix="PULSE_", extra="ignore")
+
+    query_url: str = Field(
+        "http://127.0.0.1:8124",
+        description="where the process owning an embedded chDB serves read-only SQL",
+    )
+    query_port: int = Field(8124, description="read-only SQL and the dashboard are served here")
+    query_bind: str = "127.0.0.1"
+    query_admin_token: SecretStr | None = Field(
+        None, description="bearer token that may run writing statements on the query port"
+    )
+    query_read_tokens: SecretStr | None = Field(
+        None, description="read tokens of the query port, one per consumer: name=token,name=token"
+    )
+    query_token_file: Path | None = Field(
+        Path(".pulse/query-token"),
+        description="a file holding one more read token, 'local' (make run writes it)",
+    )
+    query_token: SecretStr | None = Field(
+        None, description="the token the CLI sends (default: the one in PULSE_QUERY_TOKEN_FILE)"
+    )
+    query_max_concurrent: int = Field(
+        4, ge=1, description="analyst queries run at once; beyond it the query port answers 429"
+    )
+    query_max_execution_s: float = Field(60.0, gt=0, description="an analyst query's time limit")
+    query_max_memory_bytes: int = Field(1 << 30, ge=1 << 20, description="per analyst query")
+    query_max_rows_to_read: int = Field(1_000_000_000, ge=1)
+    query_max_bytes_to_read: int = Field(20 << 30, ge=1)
+    query_max_result_rows: int = Field(1_000_000, ge=1)
+    query_max_result_bytes: int = Field(128 << 20, ge=1)
+    query_max_threads: int = Field(
+        2, ge=1, description="threads per analyst query (the rest stay with ingestion)"
+    )
+
+    def query_limits(self) -> QueryLimits:
+        return QueryLimits(
+            max_execution_s=self.query_max_execution_s,
+            max_memory_bytes=self.query_max_memory_bytes,
+            max_rows_to_read=self.query_max_rows_to_read,
+            max_bytes_to_read=self.query_max_bytes_to_read,
+            max_result_rows=self.query_max_result_rows,
+            max_result_bytes=self.query_max_result_bytes,
+            max_threads=self.query_max_threads,
+        )
+
+    def read_tokens(self) -> dict[str, str]:
+        """Consumer name -> read token: PULSE_QUERY_READ_TOKENS, and the token file's as local."""
+        text = self.query_read_tokens.get_secret_value() if self.query_read_tokens else ""
+        tokens = parse_tokens(text)
+        local = self._file_token()
+        if local:
+            tokens.setdefault("local", local)
+        return tokens
+
+    def client_token(self) -> str | None:
+        """What a client of the query port (the CLI) sends."""
+        if self.query_token:
+            return self.query_token.get_secret_value()
+        return self._file_token()
+
+    def _file_token(self) -> str | None:
+        if self.query_token_file is None or not self.query_token_file.is_file():
+            return None
+        return self.query_token_file.read_text().strip() or None
+
+
+class ClickHouseSettings(QueryPortSettings):
     model_config = SettingsConfigDict(env_prefix="PULSE_", extra="ignore")
 
     clickhouse_url: str = Field(
@@ -36,27 +106,6 @@ class ClickHouseSettings(BaseSettings):
         None, description="cluster mode: DDL ON CLUSTER, Replicated and Distributed tables"
     )
     events_ttl_days: int = Field(0, ge=0, description="raw events kept this long (0: forever)")
-    query_url: str = Field(
-        "http://127.0.0.1:8124",
-        description="where the process owning an embedded chDB serves read-only SQL",
-    )
-    query_port: int = Field(8124, description="read-only SQL and the dashboard are served here")
-    query_bind: str = "127.0.0.1"
-    query_admin_token: SecretStr | None = Field(
-        None, description="bearer token that may run writing statements on the query port"
-    )
-    query_max_concurrent: int = Field(
-        4, ge=1, description="analyst queries run at once; beyond it the query port answers 429"
-    )
-    query_max_execution_s: float = Field(60.0, gt=0, description="an analyst query's time limit")
-    query_max_memory_bytes: int = Field(1 << 30, ge=1 << 20, description="per analyst query")
-    query_max_rows_to_read: int = Field(1_000_000_000, ge=1)
-    query_max_bytes_to_read: int = Field(20 << 30, ge=1)
-    query_max_result_rows: int = Field(1_000_000, ge=1)
-    query_max_result_bytes: int = Field(128 << 20, ge=1)
-    query_max_threads: int = Field(
-        2, ge=1, description="threads per analyst query (the rest stay with ingestion)"
-    )
 
     @field_validator("database")
     @classmethod
@@ -64,17 +113,6 @@ class ClickHouseSettings(BaseSettings):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
             raise ValueError("database must be a plain identifier")
         return value
-
-    def query_limits(self) -> QueryLimits:
-        return QueryLimits(
-            max_execution_s=self.query_max_execution_s,
-            max_memory_bytes=self.query_max_memory_bytes,
-            max_rows_to_read=self.query_max_rows_to_read,
-            max_bytes_to_read=self.query_max_bytes_to_read,
-            max_result_rows=self.query_max_result_rows,
-            max_result_bytes=self.query_max_result_bytes,
-            max_threads=self.query_max_threads,
-        )
 
     @property
     def embedded(self) -> bool:

@@ -74,25 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(data / "streams", ignore_errors=True)
         shutil.rmtree(data / "kafka-data", ignore_errors=True)
     data.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "PULSE_KAFKA_BOOTSTRAP": f"127.0.0.1:{args.kafka_port}",
-        "PULSE_PARTITIONS": str(args.partitions),
-        "PULSE_REPLICATION_FACTOR": str(args.brokers),
-        "PULSE_CLICKHOUSE_URL": f"chdb://{data / 'clickhouse'}",
-        "PULSE_QUERY_PORT": str(args.query_port),
-        "PULSE_QUERY_URL": f"http://127.0.0.1:{args.query_port}",
-        "PULSE_DATA_DIR": str(data / "streams"),
-        "PULSE_WEB_PORT": str(args.streams_web_port),
-        "PULSE_METRICS_PORT": str(args.sink_metrics_port),
-        "PULSE_USER_ID_SECRET": _secret(data / "user-id-secret"),
-        "PULSE_COLLECTOR_PORT": str(args.collector_port),
-        "PULSE_COLLECTOR_TOKENS": f"local={_secret(data / 'collector-token')}",
-        # Backstage's dev server, unless the caller names its own origins.
-        "PULSE_CORS_ORIGINS": os.environ.get("PULSE_CORS_ORIGINS")
-        or "http://localhost:3000,http://127.0.0.1:3000",
-    }
+    env = _environment(args, data)
     py = shlex.quote(sys.executable)
     processes = {
         "broker": f"exec {py} -m streams broker --port {args.kafka_port} "
@@ -110,18 +92,57 @@ def main(argv: list[str] | None = None) -> int:
             f"exec {py} -m streams produce --rate {args.rate} --batch 20 --no-progress"
         )
 
-    print(f"Pulse local stack: Kafka 127.0.0.1:{args.kafka_port}, ClickHouse (chDB) in {data}")
-    print(f"Dashboard: http://127.0.0.1:{args.query_port}/dashboard")
-    print(f"Collector: http://127.0.0.1:{args.collector_port}/v1/events "
-          f"(bearer token in {data / 'collector-token'})")  # fmt: skip
-    print(f'Query it: {sys.executable} -m sinks sql "SELECT count() FROM pulse.events"')
-    print(f"          {sys.executable} -m sinks query --list")
-    print("Ctrl-C stops everything.", flush=True)
+    _announce(args, data)
     manager = Manager(Printer(sys.stdout))
     for name, cmd in processes.items():
         manager.add_process(name, cmd, env=env)
     manager.loop()
     return manager.returncode or 0
+
+
+def _environment(args: argparse.Namespace, data: Path) -> dict[str, str]:
+    """What every process of the stack runs with; the secrets are files only this user reads."""
+    _secret(data / "query-token")  # before the sink starts: it reads the file then
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PULSE_KAFKA_BOOTSTRAP": f"127.0.0.1:{args.kafka_port}",
+        "PULSE_PARTITIONS": str(args.partitions),
+        "PULSE_REPLICATION_FACTOR": str(args.brokers),
+        "PULSE_CLICKHOUSE_URL": f"chdb://{data / 'clickhouse'}",
+        "PULSE_QUERY_PORT": str(args.query_port),
+        "PULSE_QUERY_URL": f"http://127.0.0.1:{args.query_port}",
+        "PULSE_DATA_DIR": str(data / "streams"),
+        "PULSE_WEB_PORT": str(args.streams_web_port),
+        "PULSE_METRICS_PORT": str(args.sink_metrics_port),
+        "PULSE_USER_ID_SECRET": _secret(data / "user-id-secret"),
+        "PULSE_COLLECTOR_PORT": str(args.collector_port),
+        "PULSE_COLLECTOR_TOKENS": f"local={_secret(data / 'collector-token')}",
+        # The query port's read token: the sink accepts it, the CLI sends it.
+        "PULSE_QUERY_TOKEN_FILE": str(data / "query-token"),
+        # Backstage's dev server, unless the caller names its own origins.
+        "PULSE_CORS_ORIGINS": os.environ.get("PULSE_CORS_ORIGINS")
+        or "http://localhost:3000,http://127.0.0.1:3000",
+    }
+
+
+def _announce(args: argparse.Namespace, data: Path) -> None:
+    """Where everything is, and how to reach it."""
+    print(f"Pulse local stack: Kafka 127.0.0.1:{args.kafka_port}, ClickHouse (chDB) in {data}")
+    # Opened once, this address leaves a session cookie and drops the token from the address
+    # bar (as Jupyter does); the token stays in a file only this user can read.
+    query_token = _secret(data / "query-token")
+    print(f"Dashboard: http://127.0.0.1:{args.query_port}/dashboard?token={query_token}")
+    print(f"Collector: http://127.0.0.1:{args.collector_port}/v1/events "
+          f"(bearer token in {data / 'collector-token'})")  # fmt: skip
+    print(f"Questions: http://127.0.0.1:{args.query_port}/v1/questions "
+          f"(bearer token in {data / 'query-token'})")  # fmt: skip
+    # The CLI reads .pulse/query-token by itself; another data directory is named.
+    token_file = data / "query-token"
+    cli = "" if data == Path(".pulse").resolve() else f"PULSE_QUERY_TOKEN_FILE={token_file} "
+    print(f'Query it: {cli}{sys.executable} -m sinks sql "SELECT count() FROM pulse.events"')
+    print(f"          {sys.executable} -m sinks query --list")
+    print("Ctrl-C stops everything.", flush=True)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,17 @@ from typing import Any
 from sinks.errors import SinkError
 
 GROUPINGS = ("hour", "day", "week", "month", "total")
+FRONTEND_SYSTEMS = ("", "LEGACY", "NEW", "UNKNOWN")
+MAX_LIMIT = 10_000
 
 
 class QuestionError(SinkError):
-    """An unknown question, grouping or time range."""
+    """An unknown question (``reason`` unknown_question), or a grouping, range or limit outside
+    its domain (bad_parameter)."""
+
+    def __init__(self, message: str, reason: str = "bad_parameter") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -225,7 +232,9 @@ def get(name: str) -> Question:
         return QUESTIONS[name]
     except KeyError:
         known = ", ".join(sorted(QUESTIONS))
-        raise QuestionError(f"no question named {name!r}; known: {known}") from None
+        raise QuestionError(
+            f"no question named {name!r}; known: {known}", "unknown_question"
+        ) from None
 
 
 def render(
@@ -243,8 +252,8 @@ def render(
         raise QuestionError(f"group by one of {', '.join(GROUPINGS)}, not {group_by!r}")
     if until <= since:
         raise QuestionError(f"the range is empty: {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M}")
-    if not 1 <= limit <= 10_000:
-        raise QuestionError("limit must be between 1 and 10000")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise QuestionError(f"limit must be between 1 and {MAX_LIMIT}")
     # Hourly grouping needs the hourly rollup; everything else reads the daily one.
     rollup = "usage_hourly" if group_by == "hour" else "usage_daily"
     if question.source == "rollup":

@@ -22,15 +22,21 @@ def query_server_up(url: str) -> bool:
 
 
 def query_via_server(
-    url: str, query: str, fmt: str, parameters: dict[str, object] | None = None
+    url: str,
+    query: str,
+    fmt: str,
+    parameters: dict[str, object] | None = None,
+    token: str | None = None,
 ) -> str:
-    """Ask the process that owns an embedded chDB (see ``query_server``)."""
+    """Ask the process that owns an embedded chDB (see ``query_server``) with a read token."""
     fields = {"default_format": fmt} | {f"param_{k}": str(v) for k, v in (parameters or {}).items()}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         resp = _http.request(
             "POST",
             f"{url}/?{urlencode(fields)}",
             body=query.encode(),
+            headers=headers,
             timeout=60.0,
             retries=False,
         )
@@ -41,6 +47,11 @@ def query_via_server(
         code = resp.headers.get("X-ClickHouse-Exception-Code")
         code_number = int(code) if code and code.isdigit() else None
         reason = resp.headers.get("X-Pulse-Refused")
+        if reason == "unauthorized":
+            message = (
+                f"{url} refused the read token: set PULSE_QUERY_TOKEN or PULSE_QUERY_TOKEN_FILE"
+            )
+            raise QueryRefusedError(reason, message, resp.status, code_number)
         if reason:
             message = text.strip().removesuffix(f" ({reason})")
             raise QueryRefusedError(reason, message, resp.status, code_number)
@@ -58,7 +69,8 @@ def run_query(
 ) -> str:
     """Embedded: through the running sink if there is one, else by opening chDB here."""
     if settings.embedded and query_server_up(settings.query_url):
-        return query_via_server(settings.query_url, query, fmt, parameters)
+        token = settings.client_token()
+        return query_via_server(settings.query_url, query, fmt, parameters, token)
     client = connect(settings.clickhouse_url, settings.database, **settings.connect_options())
     body = run_readonly(client, query, fmt, parameters, settings.database, settings.query_limits())
     return body.decode("utf-8", "replace")

@@ -25,6 +25,7 @@ from streams.kafka.dist import kafka_version
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "integration-test-secret-0123456789"
+READ_TOKEN = "integration-read-token-0123456789"  # the query port's, for tests and the CLI
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +89,8 @@ def pulse_env(broker, tmp_path, monkeypatch) -> Env:
         "PULSE_CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
         "PULSE_QUERY_PORT": (query_port := str(free_port())),
         "PULSE_QUERY_URL": f"http://127.0.0.1:{query_port}",
+        "PULSE_QUERY_READ_TOKENS": f"tests={READ_TOKEN}",
+        "PULSE_QUERY_TOKEN": READ_TOKEN,
         "PULSE_BATCH_AGE_S": "0.2",
         "PULSE_METRICS_PORT": str(free_port()),
     }

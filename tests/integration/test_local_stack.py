@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -17,12 +18,30 @@ from streams.kafka.broker import free_port
 from .conftest import REPO, wait_for
 
 
-def count(url: str, table: str) -> int:
+def count(url: str, table: str, token: str) -> int:
     try:
-        text = query_via_server(url, f"SELECT count() AS n FROM pulse.{table}", "JSONEachRow")
+        sql = f"SELECT count() AS n FROM pulse.{table}"
+        text = query_via_server(url, sql, "JSONEachRow", token=token)
     except SinkError:
         return 0
     return int(json.loads(text)["n"])
+
+
+def status(url: str, headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        return urllib.request.urlopen(request, timeout=10).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def check_credentials(url: str, token: str) -> None:
+    """Loopback is no exception: without the read token nothing that reads analytics answers."""
+    for path in ("/?query=SELECT%201", "/dashboard", "/v1/questions", "/v1/questions/top_plugins"):
+        assert status(f"{url}{path}") == 401, path
+        assert status(f"{url}{path}", {"Authorization": "Bearer not-the-token-0123456"}) == 401
+    assert status(f"{url}/v1/questions", {"Authorization": f"Bearer {token}"}) == 200
+    assert status(f"{url}/ping") == 200
 
 
 def pids_with_env(marker: str) -> list[int]:
@@ -98,8 +117,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]  # fmt: skip
 
 
-def check_dashboard(url: str, screenshot: Path) -> None:
-    """Open the page in headless Chromium: every chart with data is drawn, with its traces."""
+def check_dashboard(login: str, url: str, screenshot: Path) -> None:
+    """Log in at ``login`` (the token leaves the address bar for an HttpOnly, SameSite=Strict
+    cookie), then open ``url`` in headless Chromium: every chart with data is drawn."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -108,6 +128,11 @@ def check_dashboard(url: str, screenshot: Path) -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(login, wait_until="networkidle")
+            assert "token=" not in page.url, page.url
+            cookie = next(c for c in page.context.cookies() if c["name"] == "pulse_session")
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
+            assert page.evaluate("document.cookie") == ""  # scripts cannot read it
             page.goto(url, wait_until="networkidle")
             for chart in ("usage", "plugins", "trend", "templates", "search"):
                 plot = page.locator(f"#{chart}.js-plotly-plot")
@@ -136,16 +161,24 @@ def test_stack_comes_up_grows_and_stops_cleanly(tmp_path):
     log = open(tmp_path / "stack.log", "wb")  # noqa: SIM115
     stack = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        first = wait_for(lambda: count(url, "events"), 60, "events in ClickHouse")
-        wait_for(lambda: count(url, "events") > first, 30, "events to keep growing")
-        wait_for(lambda: count(url, "counts_1m") > 0, 30, "window counts")
+        wait_for(lambda: (data / "query-token").exists(), 60, "the query token")
+        token = (data / "query-token").read_text().strip()
+        first = wait_for(lambda: count(url, "events", token), 60, "events in ClickHouse")
+        wait_for(lambda: count(url, "events", token) > first, 30, "events to keep growing")
+        wait_for(lambda: count(url, "counts_1m", token) > 0, 30, "window counts")
         # The example catalog is published as traffic starts; workers pick it up as it comes.
         known = "SELECT countIf(plugin_known) FROM pulse.events"
-        wait_for(lambda: int(query_via_server(url, known, "TSV")) > 0, 60, "enriched plugins")
-        assert (data / "user-id-secret").stat().st_mode & 0o077 == 0
-        wait_for(lambda: count(url, "usage_hourly") > 0, 30, "the rollups")
+        wait_for(lambda: int(query_via_server(url, known, "TSV", token=token)) > 0, 60,
+                 "enriched plugins")  # fmt: skip
+        for secret in ("user-id-secret", "query-token"):
+            assert (data / secret).stat().st_mode & 0o077 == 0, secret
+        wait_for(lambda: count(url, "usage_hourly", token) > 0, 30, "the rollups")
         check_operations(f"http://127.0.0.1:{streams_port}", f"http://127.0.0.1:{sink_port}")
-        check_dashboard(f"{url}/dashboard?since=24h", tmp_path / "dashboard.png")
+        check_credentials(url, token)
+        # The address the stack printed logs the browser in once; the page then needs no token.
+        printed = (tmp_path / "stack.log").read_text(errors="replace")
+        address = next(w for w in printed.split() if w.startswith(f"{url}/dashboard?token="))
+        check_dashboard(address, f"{url}/dashboard?since=24h", tmp_path / "dashboard.png")
         collector = f"http://127.0.0.1:{collector_port}"
         wait_for(lambda: _ready(collector), 30, "the collector")
         assert (data / "collector-token").stat().st_mode & 0o077 == 0

@@ -26,7 +26,8 @@ WINDOW_MS = 60_000
 
 def query(sql: str) -> list[dict]:
     # Only through the sink's query server: opening its chDB path here would take its lock.
-    text = query_via_server(os.environ["PULSE_QUERY_URL"], sql, "JSONEachRow")
+    url, token = os.environ["PULSE_QUERY_URL"], os.environ["PULSE_QUERY_TOKEN"]
+    text = query_via_server(url, sql, "JSONEachRow", token=token)
     return [json.loads(line) for line in text.splitlines() if line]
 
 

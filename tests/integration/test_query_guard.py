@@ -27,10 +27,11 @@ from sinks.schema.migrate import migrate
 from sinks.settings import ClickHouseSettings
 from streams.kafka.broker import free_port
 
-from .conftest import REPO
+from .conftest import READ_TOKEN, REPO
 from .hostile_queries import ALLOWED, HOSTILE, HOSTILE_PARAMETERS, fill
 
 SECRET_TEXT = "the-pseudonymisation-key-0123456789"
+AUTH = {"Authorization": f"Bearer {READ_TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +109,13 @@ def test_every_hostile_query_is_refused_by_the_query_port(chdb_client, pulse_db)
         "127.0.0.1",
         free_port(),
         database,
+        read_tokens={"tests": READ_TOKEN},
     ).start()
     wrong = []
     try:
         for sql, reason in HOSTILE:
             request = urllib.request.Request(
-                server.url + "/", fill(sql, database, secret, url).encode(), method="POST"
+                server.url + "/", fill(sql, database, secret, url).encode(), AUTH, method="POST"
             )
             try:
                 with urllib.request.urlopen(request, timeout=60) as resp:
@@ -237,9 +239,10 @@ def test_a_format_name_cannot_carry_sql(chdb_client, pulse_db):
     server = QueryServer(
         lambda: clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database),
         "127.0.0.1", free_port(), database, admin_token="admin-format-0123456789",
+        read_tokens={"tests": READ_TOKEN},
     ).start()  # fmt: skip
     try:
-        for fmt, token in itertools.product(hostile[:3], [None, "admin-format-0123456789"]):
+        for fmt, token in itertools.product(hostile[:3], [READ_TOKEN, "admin-format-0123456789"]):
             query = urllib.parse.urlencode({"query": "SELECT 1", "default_format": fmt})
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             request = urllib.request.Request(f"{server.url}/?{query}", headers=headers)

@@ -12,7 +12,7 @@ from schemas import ENRICHED_EVENT, Encoder, default_catalog
 from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
 from streams.settings import KafkaSettings
 
-from .conftest import wait_for
+from .conftest import READ_TOKEN, wait_for
 from .test_sink import committed, enriched, publish
 
 MEMORY_LIMIT = 256 << 20
@@ -27,7 +27,7 @@ def _kib(pid: int, field: str) -> int:
     raise AssertionError(field)
 
 
-def _post(url: str, sql: str, token: str | None = None) -> tuple[int, str | None, str]:
+def _post(url: str, sql: str, token: str = READ_TOKEN) -> tuple[int, str | None, str]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(url + "/", sql.encode(), headers, method="POST")
     try:
@@ -57,7 +57,9 @@ def _hold(url: str, sql: str) -> socket.socket:
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)))
     body = sql.encode()
-    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    auth = f"Authorization: Bearer {READ_TOKEN}".encode()
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n%s\r\nContent-Length: %d\r\n\r\n%s"
+                 % (auth, len(body), body))  # fmt: skip
     return sock
 
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 
@@ -24,6 +27,8 @@ from streams.job.enrich import enrich
 from streams.job.pseudonymize import Pseudonymizer
 from streams.kafka.broker import free_port
 from streams.tools.traffic import Traffic, TrafficConfig
+
+from .conftest import READ_TOKEN
 
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 SINCE, UNTIL = TODAY - timedelta(days=7), TODAY  # whole days: rollups and events agree
@@ -395,6 +400,99 @@ def test_bad_requests_are_refused_with_a_reason():
     assert questions.parse_moment("36h", TODAY) == TODAY - timedelta(hours=36)
 
 
+# Text columns of the answers (the rest compare as numbers).
+TEXT = ("period", "plugin_id", "extension", "template", "entity", "kind", "term", "day",
+        "instance_id", "stage", "reason", "last_seen", "last_detail")  # fmt: skip
+
+
+def served(chdb_client, database) -> QueryServer:
+    path = chdb_client.path
+    return QueryServer(
+        lambda: clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database),
+        "127.0.0.1", free_port(), database, read_tokens={"tests": READ_TOKEN},
+    ).start()  # fmt: skip
+
+
+NO_FILTERS = questions.Filters()
+
+
+def api_get(url, name, *, status=200, filters=NO_FILTERS, headers=None, **params):
+    """GET /v1/questions/<name> over the test's whole days; JSON, or the bytes of CSV."""
+    query = {"since": SINCE.isoformat(), "until": UNTIL.isoformat(),
+             "instance": filters.instance, "plugin": filters.plugin,
+             "frontend_system": filters.frontend_system, **params}  # fmt: skip
+    request = urllib.request.Request(
+        f"{url}/v1/questions/{name}?{urllib.parse.urlencode(query)}",
+        headers={"Authorization": f"Bearer {READ_TOKEN}", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            assert resp.status == status
+            body = resp.read()
+            csv = resp.headers["Content-Type"].startswith("text/csv")
+            return body if csv else json.loads(body)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == status, exc.read()
+        return json.loads(exc.read())
+
+
+def test_the_json_api_answers_as_computed_here(chdb_client, dataset):
+    database, events, _ = dataset
+    server = served(chdb_client, database)
+    try:
+        by_day = defaultdict(list)
+        for e in in_range(events):
+            by_day[day_of(e)].append(e)
+        answer = api_get(server.url, "active_users", group_by="day")
+        expected = [{"period": d, **usage(by_day[d])} for d in sorted(by_day)]
+        assert [{k: r[k] for k in ("period", *usage([]))} for r in answer["rows"]] == expected
+        assert all(isinstance(r["users"], int) for r in answer["rows"])  # numbers, not text
+        assert [c["name"] for c in answer["columns"]][:2] == ["period", "users"]
+        assert answer["parameters"]["group_by"] == "day" and answer["question"] == "active_users"
+        rows = plugin_usage(in_range(events))
+        top = sorted(rows, key=lambda r: (-r["page_views"], -r["users"], r["plugin_id"]))[:3]
+        answer = api_get(server.url, "top_plugins", limit="3")
+        assert [{k: r[k] for k in top[0]} for r in answer["rows"]] == top
+        csv = api_get(server.url, "top_plugins", limit="3", headers={"Accept": "text/csv"})
+        lines = csv.decode().splitlines()
+        assert lines[0].startswith('"plugin_id","events"') and len(lines) == 4
+        assert lines[1].startswith(f'"{top[0]["plugin_id"]}",{top[0]["events"]},')
+    finally:
+        server.stop()
+
+
+def test_the_json_api_lists_the_questions_and_refuses_what_is_outside_their_domain(
+    chdb_client, dataset
+):
+    database, _, _ = dataset
+    server = served(chdb_client, database)
+    auth = {"Authorization": f"Bearer {READ_TOKEN}"}
+    try:
+        request = urllib.request.Request(f"{server.url}/v1/questions", headers=auth)
+        catalogue = json.loads(urllib.request.urlopen(request, timeout=30).read())
+        assert [q["name"] for q in catalogue["questions"]] == list(questions.QUESTIONS)
+        assert set(catalogue["parameters"]) >= {"since", "until", "group_by", "limit", "format"}
+        spec = json.loads(urllib.request.urlopen(f"{server.url}/v1/openapi.json").read())
+        assert set(spec["paths"]) == {"/v1/questions", "/v1/questions/{name}"}
+        for name, params, reason in [
+            ("dau", {}, "unknown_question"),
+            ("top_plugins", {"limit": "10001"}, "bad_parameter"),
+            ("top_plugins", {"limit": "ten"}, "bad_parameter"),
+            ("active_users", {"group_by": "fortnight"}, "bad_parameter"),
+            ("active_users", {"since": UNTIL.isoformat(), "until": SINCE.isoformat()},
+             "bad_parameter"),
+            ("active_users", {"since": "last tuesday"}, "bad_parameter"),
+            ("active_users", {"frontend_system": "BOTH"}, "bad_parameter"),
+            ("active_users", {"format": "xml"}, "bad_parameter"),
+            ("active_users", {"lmit": "5"}, "unknown_parameter"),
+        ]:  # fmt: skip
+            refused = api_get(server.url, name, status=400, **params)
+            assert refused["error"] == reason, (name, params, refused)
+            assert "Traceback" not in refused["detail"]
+    finally:
+        server.stop()
+
+
 def test_the_dashboard_draws_every_chart_and_escapes_the_data(chdb_client, dataset):
     # Last in this module: it adds an event to the shared dataset.
     database, events, _ = dataset
@@ -419,15 +517,14 @@ def test_the_dashboard_draws_every_chart_and_escapes_the_data(chdb_client, datas
 def test_every_question_answers_the_same_through_every_path(chdb_client, dataset):
     """Each question, with and without each filter: the guard on chDB (checked against
     independent answers above), the query port as the CLI asks it (blank filters included),
-    and clickhouse-connect's HTTP client as a server-mode tool would ask it."""
+    clickhouse-connect's HTTP client as a server-mode tool would ask it, and the JSON API (as
+    JSON and as CSV)."""
     database, events, _ = dataset
-    path = chdb_client.path
-    server = QueryServer(
-        lambda: clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database),
-        "127.0.0.1", free_port(), database,
-    ).start()  # fmt: skip
+    server = served(chdb_client, database)
     port = int(server.url.rsplit(":", 1)[1])
-    http = clickhouse_connect.get_client(host="127.0.0.1", port=port, interface="http")
+    http = clickhouse_connect.get_client(
+        host="127.0.0.1", port=port, interface="http", access_token=READ_TOKEN
+    )
     instance = sorted({e["instance_id"] for e in events})[0]
     f = questions.Filters
     variants = [f(), f(instance=instance), f(plugin="catalog"), f(frontend_system="NEW")]
@@ -439,9 +536,15 @@ def test_every_question_answers_the_same_through_every_path(chdb_client, dataset
                 sql, params = questions.render(question, database, since=SINCE, until=UNTIL,
                                                group_by=group_by, filters=filters)  # fmt: skip
                 direct = run_readonly(chdb_client, sql, "JSONEachRow", params, database)
-                cli = query_via_server(server.url, sql, "JSONEachRow", params).encode()
+                cli = query_via_server(server.url, sql, "JSONEachRow", params, READ_TOKEN)
                 tool = http.raw_query(sql, parameters=params, fmt="JSONEachRow")
-                assert direct == cli == tool, (question.name, group_by, filters)
+                assert direct == cli.encode() == tool, (question.name, group_by, filters)
+                rows = [json.loads(line) for line in direct.decode().splitlines() if line]
+                answer = api_get(server.url, question.name, group_by=group_by, filters=filters)
+                assert numbers(answer["rows"], *TEXT) == numbers(rows, *TEXT), question.name
+                csv = api_get(server.url, question.name, group_by=group_by, filters=filters,
+                              format="csv")  # fmt: skip
+                assert csv == run_readonly(chdb_client, sql, "CSVWithNames", params, database)
                 asked += 1
     finally:
         server.stop()

@@ -67,6 +67,7 @@ export class Stack {
     this.endpoint = `http://127.0.0.1:${p.collector}/v1/events`;
     this.token = readFileSync(join(this.data, 'collector-token'), 'utf8').trim();
     this.secret = readFileSync(join(this.data, 'user-id-secret'), 'utf8').trim();
+    this.queryToken = readFileSync(join(this.data, 'query-token'), 'utf8').trim();
   }
 
   async stop() {
@@ -85,7 +86,9 @@ export class Stack {
     const sql = `SELECT toString(event_id) AS id, toUnixTimestamp64Milli(event_time) AS time, instance_id, frontend_system,
         session_id, user_id, plugin_id, extension, route_ref, action, subject, value, attributes, entity_ref, search_types
       FROM pulse.events FINAL WHERE ${where} ORDER BY event_time, subject FORMAT JSONEachRow`;
-    const response = await fetch(`http://127.0.0.1:${this.ports.query}/?query=${encodeURIComponent(sql)}`);
+    const response = await fetch(`http://127.0.0.1:${this.ports.query}/?query=${encodeURIComponent(sql)}`, {
+      headers: { Authorization: `Bearer ${this.queryToken}` },
+    });
     assert.equal(response.status, 200, await response.clone().text());
     return (await response.text()).split('\n').filter(Boolean).map(line => JSON.parse(line));
   }
