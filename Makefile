@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install kafka kafka-pins run test test-module proof proof-cluster lint unit integration bench clean
+.PHONY: install kafka kafka-pins run test test-module test-backend proof proof-cluster lint unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,16 @@ $(MODULE_DEPS): $(MODULE)/package-lock.json
 test-module: $(STAMP) $(KAFKA_LIBS) $(MODULE_DEPS) $(CHROMIUM)
 	PULSE_PYTHON=$(abspath $(PY)) npm test --prefix $(MODULE) --silent
 
+# The Backstage backend plugin serving the insights (pinned by its lockfile); its tests run it in
+# Backstage's test backend against a real Pulse query port (python -m sinks dashboard on chDB).
+BACKEND := clients/backstage-plugin-pulse-backend
+BACKEND_DEPS := $(BACKEND)/node_modules/.package-lock.json
+$(BACKEND_DEPS): $(BACKEND)/package-lock.json
+	npm ci --prefix $(BACKEND) --no-audit --no-fund --silent
+
+test-backend: $(STAMP) $(BACKEND_DEPS)
+	PULSE_PYTHON=$(abspath $(PY)) npm test --prefix $(BACKEND) --silent
+
 # The system proof at full size (1M events; see README "Proof"). make test runs a 50k variant.
 proof: $(STAMP) $(KAFKA_LIBS)
 	$(PY) -m deploy.proof
@@ -96,7 +106,7 @@ proof: $(STAMP) $(KAFKA_LIBS)
 proof-cluster: $(STAMP) $(KAFKA_LIBS)
 	$(PY) -m deploy.proof --brokers 3
 
-test: lint $(KAFKA_LIBS) $(KCAT) $(CHROMIUM) $(PROMTOOL) $(VALIDATE) test-module
+test: lint $(KAFKA_LIBS) $(KCAT) $(CHROMIUM) $(PROMTOOL) $(VALIDATE) test-module test-backend
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 

@@ -1,0 +1,95 @@
+/**
+ * Pulse's JSON API, asked with this backend's read token. Every failure becomes one of
+ * Backstage's errors with a stable name, so the frontend shows it and no stack trace or token
+ * leaves the backend.
+ */
+
+import { InputError, NotFoundError, ServiceUnavailableError } from '@backstage/errors';
+
+/** Parameters of a saved question, as Pulse's API and CLI take them. */
+export const QUESTION_PARAMETERS = ['since', 'until', 'group_by', 'instance', 'plugin', 'frontend_system', 'limit', 'format'];
+
+export interface PulseAnswer {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+export interface PulseClientOptions {
+  baseUrl: string;
+  token: string;
+  timeoutMs: number;
+  /** Called once per kind of failure: the operator's log line (never with the token). */
+  warn(message: string): void;
+}
+
+export class PulseClient {
+  private readonly warned = new Set<string>();
+
+  constructor(private readonly o: PulseClientOptions) {}
+
+  /** GET /v1/questions */
+  catalogue(): Promise<PulseAnswer> {
+    return this.get('/v1/questions', new URLSearchParams(), 'application/json');
+  }
+
+  /** GET /v1/questions/<name>, with the known parameters only. */
+  question(name: string, query: Record<string, unknown>, accept: string): Promise<PulseAnswer> {
+    if (!/^[a-z0-9_]{1,64}$/.test(name)) throw new InputError(`not a question name: ${name.slice(0, 64)}`);
+    const params = new URLSearchParams();
+    for (const key of QUESTION_PARAMETERS) {
+      const value = query[key];
+      if (typeof value === 'string') params.set(key, value);
+    }
+    return this.get(`/v1/questions/${name}`, params, accept);
+  }
+
+  private async get(path: string, params: URLSearchParams, accept: string): Promise<PulseAnswer> {
+    const qs = params.toString();
+    const url = `${this.o.baseUrl.replace(/\/+$/, '')}${path}${qs ? `?${qs}` : ''}`;
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        headers: { Authorization: `Bearer ${this.o.token}`, Accept: accept },
+        signal: AbortSignal.timeout(this.o.timeoutMs),
+      });
+    } catch (error) {
+      this.warnOnce('unreachable', `Pulse at ${this.o.baseUrl} did not answer: ${String(error)}`);
+      throw new ServiceUnavailableError('Pulse is unreachable or slow; try again');
+    }
+    const body = await response.text();
+    const contentType = response.headers.get('content-type') ?? 'application/json';
+    if (response.ok) return { status: response.status, contentType, body };
+    throw this.failure(response.status, body);
+  }
+
+  private failure(status: number, body: string): Error {
+    const detail = detailOf(body);
+    if (status === 400) {
+      return detail.error === 'unknown_question' ? new NotFoundError(detail.detail) : new InputError(detail.detail);
+    }
+    if (status === 401) {
+      this.warnOnce('token', 'Pulse refused this backend\'s read token: check pulse.token');
+      return new ServiceUnavailableError('Pulse refused the backend\'s credential; ask an administrator');
+    }
+    if (status === 429) return new ServiceUnavailableError('Pulse is busy; try again');
+    this.warnOnce(`status:${status}`, `Pulse answered ${status}: ${detail.detail}`);
+    return new ServiceUnavailableError(`Pulse could not answer (${detail.error})`);
+  }
+
+  private warnOnce(kind: string, message: string): void {
+    if (this.warned.has(kind)) return;
+    this.warned.add(kind);
+    this.o.warn(message);
+  }
+}
+
+function detailOf(body: string): { error: string; detail: string } {
+  try {
+    const parsed = JSON.parse(body);
+    if (typeof parsed?.error === 'string') return { error: parsed.error, detail: String(parsed.detail ?? '') };
+  } catch {
+    // not JSON: say what status it was
+  }
+  return { error: 'unavailable', detail: body.slice(0, 200) };
+}

@@ -1,0 +1,9 @@
+/**
+ * Pulse's insights for Backstage's backend: the saved questions behind Backstage's own auth and
+ * the `pulse.insights.read` permission.
+ *
+ * @packageDocumentation
+ */
+
+export { pulsePlugin as default } from './plugin';
+export { pulseInsightsReadPermission, pulsePermissions } from './permissions';
