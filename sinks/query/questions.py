@@ -134,6 +134,13 @@ QUESTIONS: dict[str, Question] = {
             grouped=True,
         ),
         Question(
+            "instances",
+            "Backstage instances by events (with users, sessions and page views)",
+            "SELECT instance_id, " + _USAGE_COLUMNS + " FROM {db}.{rollup} WHERE {where} "
+            "GROUP BY instance_id ORDER BY events DESC, instance_id LIMIT {limit:UInt32}",
+            "rollup",
+        ),
+        Question(
             "top_extensions",
             "Extensions (pages, cards, nav items, legacy components) by events",
             "SELECT plugin_id, extension, " + _USAGE_COLUMNS + " FROM {db}.{rollup} "

@@ -40,7 +40,12 @@ def dataset(chdb_client):
     migrate(chdb_client, database)
     start = int((TODAY - timedelta(days=10)).timestamp() * 1000)
     config = TrafficConfig(
-        seed=5, start_ms=start, mean_gap_ms=11 * 86_400_000 / 8000, users=70, duplicate_fraction=0
+        seed=5,
+        start_ms=start,
+        mean_gap_ms=11 * 86_400_000 / 8000,
+        users=70,
+        duplicate_fraction=0,
+        instances=("backstage.acme.internal", "backstage.eu.acme.internal"),
     )
     pseudonymize = Pseudonymizer(b"q" * 32)
     events = [
@@ -206,6 +211,20 @@ def test_plugin_trend(chdb_client, dataset):
     )
     got = ask(chdb_client, database, "plugin_trend", group_by="day")
     assert numbers(got, "period", "plugin_id") == as_floats(expected, "period", "plugin_id")
+
+
+def test_instances(chdb_client, dataset):
+    database, events, _ = dataset
+    by_instance = defaultdict(list)
+    for e in in_range(events):
+        by_instance[e["instance_id"]].append(e)
+    expected = sorted(
+        ({"instance_id": i, **usage(es)} for i, es in by_instance.items()),
+        key=lambda r: (-r["events"], r["instance_id"]),
+    )
+    assert len(expected) > 1
+    got = ask(chdb_client, database, "instances", limit=100)
+    assert numbers(got, "instance_id") == as_floats(expected, "instance_id")
 
 
 def test_top_extensions(chdb_client, dataset):
