@@ -12,8 +12,12 @@ from streams.job import entity_ref
 # Plugin ids that mean "no plugin known" in the two frontend systems.
 UNKNOWN_PLUGIN_IDS = frozenset({"", "root", "app"})
 UNKNOWN_PLUGIN = "unknown"
-# The app-level extension that emits router page views (legacy / new frontend system).
-APP_EXTENSIONS = frozenset({"App", "app"})
+# Page views are the app router's `navigate` events. The legacy router sends them from the
+# extension `App`. The new one (frontend-app-api's RouteTracker) sends them with the extension
+# whose route matched (`page:catalog`, `entity-content:catalog/overview`, ...), or from the app
+# itself (`App`, `app/root`) when none did.
+APP_EXTENSIONS = frozenset({"App", "app", "app/root"})
+ROUTED_KINDS = frozenset({"page", "sub-page", "entity-content"})
 _EXTENSION_KIND = re.compile(r"([a-z][a-z0-9-]*):")
 
 PluginLookup = Callable[[str], dict[str, Any] | None]
@@ -127,7 +131,8 @@ def enrich(
         "entity_namespace": entity.namespace,
         "entity_name": entity.name,
         "search_types": context.get("search_types") or "",
-        "is_page_view": action == "navigate" and extension in APP_EXTENSIONS,
+        "is_page_view": action == "navigate"
+        and (extension in APP_EXTENSIONS or extension_kind(extension_id) in ROUTED_KINDS),
         "source_partition": partition,
         "source_offset": offset,
     }

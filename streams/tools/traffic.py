@@ -2,10 +2,10 @@
 
 Users with sessions on one or more Backstage instances, both frontend systems, skewed (Zipf-like)
 plugin popularity, and the documented key events: router page views (`navigate` from the
-app-level extension), link clicks, searches with result counts (some empty), result discovery
-with rank, scaffolder `create` with minutes saved, TechDocs `not-found`. A configurable share of
-events arrives late (event time minutes behind the stream) and some are sent twice (a client
-retry), as in real deployments.
+legacy app's `App` extension or the new system's matched page), link clicks, searches with
+result counts (some empty), result discovery with rank, scaffolder `create` with minutes saved,
+TechDocs `not-found`. A configurable share of events arrives late (event time minutes behind
+the stream) and some are sent twice (a client retry), as in real deployments.
 """
 
 from __future__ import annotations
@@ -179,7 +179,10 @@ def _act(
     roll = rng.random()
     if roll < 0.45:
         a.action, a.subject = "navigate", path
-        a.extension = "app" if new else "App"
+        if not new:  # the legacy router's extension; the new one's is the matched route's
+            a.extension = "App"
+        elif a.extension.startswith("entity-card:"):  # cards have no route: the entity page's
+            a.plugin, a.extension = "catalog", "entity-content:catalog/overview"
         if "{name}" in template:
             a.attributes = {"kind": kind, "namespace": ns, "name": name}
     elif roll < 0.70:

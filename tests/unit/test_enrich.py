@@ -46,9 +46,17 @@ def test_frontend_system_is_inferred_when_unknown():
     ("context", "page_view"),
     [({"extension": "App", "extension_id": None}, True),
      ({"extension": None, "extension_id": "app"}, True),
-     ({"extension": "CatalogIndexPage", "extension_id": None}, False)],
+     ({"extension": None, "extension_id": "app/root"}, True),
+     ({"extension": None, "extension_id": "page:catalog"}, True),
+     ({"extension": None, "extension_id": "sub-page:catalog/overview"}, True),
+     ({"extension": None, "extension_id": "entity-content:catalog/overview"}, True),
+     ({"extension": None, "extension_id": "entity-card:catalog/about"}, False),
+     ({"extension": "CatalogIndexPage", "extension_id": None}, False),
+     ({"extension": "page:catalog", "extension_id": None}, False)],
 )  # fmt: skip
-def test_page_view_is_navigate_from_the_app_extension(context, page_view):
+def test_page_view_is_navigate_from_the_app_router(context, page_view):
+    """The legacy router's extension is `App`; the new one's is the page whose route matched
+    (as the real Backstage app in clients/backstage-app sends them)."""
     raw = _raw(**context)
     raw["action"] = "navigate"
     assert _enrich(raw)["is_page_view"] is page_view

@@ -21,7 +21,9 @@ def test_traffic_looks_like_backstage():
     assert systems["LEGACY"] and systems["NEW"]
     page_views = [e for e in events if e["action"] == "navigate"]
     assert all(
-        (e["context"]["extension"] or e["context"]["extension_id"]) in ("App", "app")
+        e["context"]["extension"] == "App"
+        if e["source"]["frontend_system"] == "LEGACY"
+        else e["context"]["extension_id"].startswith(("page:", "entity-content:"))
         for e in page_views
     )
     assert any(e["action"] == "search" and e["value"] == 0 for e in events)
