@@ -10,5 +10,10 @@ export interface Config {
     token: string;
     /** How long to wait for an answer, in milliseconds (default 30000). */
     timeoutMs?: number;
+    /**
+     * Requests to Pulse at once (default 4, Pulse's default PULSE_QUERY_MAX_CONCURRENT); the
+     * insights page asks about a dozen questions together, and the rest wait their turn.
+     */
+    maxConcurrent?: number;
   };
 }

@@ -5,6 +5,7 @@
  */
 
 import { InputError, NotFoundError, ServiceUnavailableError } from '@backstage/errors';
+import pLimit from 'p-limit';
 
 /** Parameters of a saved question, as Pulse's API and CLI take them. */
 export const QUESTION_PARAMETERS = ['since', 'until', 'group_by', 'instance', 'plugin', 'frontend_system', 'limit', 'format'];
@@ -19,14 +20,19 @@ export interface PulseClientOptions {
   baseUrl: string;
   token: string;
   timeoutMs: number;
+  /** Requests to Pulse at once (Pulse's PULSE_QUERY_MAX_CONCURRENT); the rest wait their turn. */
+  maxConcurrent: number;
   /** Called once per kind of failure: the operator's log line (never with the token). */
   warn(message: string): void;
 }
 
 export class PulseClient {
   private readonly warned = new Set<string>();
+  private readonly limit: pLimit.Limit;
 
-  constructor(private readonly o: PulseClientOptions) {}
+  constructor(private readonly o: PulseClientOptions) {
+    this.limit = pLimit(o.maxConcurrent);
+  }
 
   /** GET /v1/questions */
   catalogue(): Promise<PulseAnswer> {
@@ -44,23 +50,35 @@ export class PulseClient {
     return this.get(`/v1/questions/${name}`, params, accept);
   }
 
+  /** One request, queued behind this backend's others; a 429 (Pulse's slots taken by other
+   * clients) is asked again after a growing pause, all within `timeoutMs` of the call. */
   private async get(path: string, params: URLSearchParams, accept: string): Promise<PulseAnswer> {
     const qs = params.toString();
     const url = `${this.o.baseUrl.replace(/\/+$/, '')}${path}${qs ? `?${qs}` : ''}`;
-    let response: Response;
+    const deadline = Date.now() + this.o.timeoutMs;
+    for (let pause = 50; ; pause = Math.min(2 * pause, 1000)) {
+      const response = await this.limit(() => this.fetch(url, accept, deadline));
+      const body = await response.text();
+      if (response.status === 429 && Date.now() + pause < deadline) {
+        await new Promise(resolve => setTimeout(resolve, pause));
+        continue;
+      }
+      const contentType = response.headers.get('content-type') ?? 'application/json';
+      if (response.ok) return { status: response.status, contentType, body };
+      throw this.failure(response.status, body);
+    }
+  }
+
+  private async fetch(url: string, accept: string, deadline: number): Promise<Response> {
     try {
-      response = await fetch(url, {
+      return await fetch(url, {
         headers: { Authorization: `Bearer ${this.o.token}`, Accept: accept },
-        signal: AbortSignal.timeout(this.o.timeoutMs),
+        signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
       });
     } catch (error) {
       this.warnOnce('unreachable', `Pulse at ${this.o.baseUrl} did not answer: ${String(error)}`);
       throw new ServiceUnavailableError('Pulse is unreachable or slow; try again');
     }
-    const body = await response.text();
-    const contentType = response.headers.get('content-type') ?? 'application/json';
-    if (response.ok) return { status: response.status, contentType, body };
-    throw this.failure(response.status, body);
   }
 
   private failure(status: number, body: string): Error {

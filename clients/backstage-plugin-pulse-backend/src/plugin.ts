@@ -23,6 +23,7 @@ export const pulsePlugin = createBackendPlugin({
           baseUrl: config.getString('pulse.baseUrl'),
           token: config.getString('pulse.token'),
           timeoutMs: config.getOptionalNumber('pulse.timeoutMs') ?? 30_000,
+          maxConcurrent: config.getOptionalNumber('pulse.maxConcurrent') ?? 4,
           warn: message => logger.warn(message),
         });
         permissionsRegistry.addPermissions(pulsePermissions);

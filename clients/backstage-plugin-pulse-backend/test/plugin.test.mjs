@@ -71,6 +71,14 @@ describe('the pulse backend plugin', () => {
     assert.equal(anonymous.status, 401);
   });
 
+  it("answers every one of the page's requests at once, though Pulse runs one query at a time", async () => {
+    const get = await start();
+    const names = ['active_users', 'new_vs_returning', 'top_plugins', 'top_templates', 'top_techdocs', 'top_entities'];
+    const answers = await Promise.all([...names, ...names].map(name => get(`/questions/${name}?since=7d`)));
+    assert.deepEqual(answers.map(a => a.status), answers.map(() => 200));
+    for (const a of answers) assert.ok((await json(a)).columns.length > 0);
+  });
+
   it('passes parameters outside their domain on as 400 and unknown questions as 404', async () => {
     const get = await start();
     const bad = await get('/questions/top_plugins?limit=10001');

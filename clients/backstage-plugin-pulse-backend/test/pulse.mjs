@@ -32,6 +32,7 @@ export class Pulse {
       PULSE_CLICKHOUSE_URL: `chdb://${join(this.data, 'ch')}`,
       PULSE_QUERY_READ_TOKENS: `backstage=${READ_TOKEN}`,
       PULSE_QUERY_ADMIN_TOKEN: ADMIN_TOKEN,
+      PULSE_QUERY_MAX_CONCURRENT: '1', // fewer slots than the plugin's requests at once
     };
     const migrated = spawnSync(PYTHON, ['-m', 'sinks', 'migrate'], { cwd: ROOT, env, encoding: 'utf8' });
     if (migrated.status !== 0) throw new Error(`migrate failed: ${migrated.stderr}`);
