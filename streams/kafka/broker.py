@@ -21,6 +21,7 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from streams.errors import BrokerError
 from streams.kafka import dist as kafka_dist
@@ -44,6 +45,7 @@ class EmbeddedBroker:
         self._temp = None if data_dir else tempfile.mkdtemp(prefix="pulse-kafka-")
         self.data_dir = Path(data_dir or self._temp)
         # Port 0: any free port. Further nodes always take free ports.
+        self._fixed_port = port or None
         ports = [port or free_port(host)] + [free_port(host) for _ in range(brokers - 1)]
         self.nodes = [
             Node(i + 1, ports[i], free_port(host), self.data_dir / f"node-{i + 1}")
@@ -58,19 +60,49 @@ class EmbeddedBroker:
     def start(self, timeout_s: float = 120.0) -> EmbeddedBroker:
         started = time.monotonic()
         java, libs = _java(), kafka_dist.ensure_installed()
-        _check_ports(self.host, self.nodes)
+        _check_ports(self.host, [self.nodes[0].port] if self._fixed_port else [])
         cluster_id = _cluster_id(self.data_dir)
+        # A port this broker picked itself can be taken by another process between the pick
+        # and the JVM's bind (test_a_port_taken_after_it_was_picked_is_picked_again).
+        retrying = Retrying(
+            retry=retry_if_exception_type(_PortTaken), stop=stop_after_attempt(4), reraise=True
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self._start_nodes(java, libs, cluster_id, timeout_s)
+        except BrokerError:
+            self.stop()
+            raise
+        self.started_in_s = time.monotonic() - started
+        return self
+
+    def _start_nodes(self, java: str, libs: Path, cluster_id: str, timeout_s: float) -> None:
         for node in self.nodes:
             node.format(java, libs, self._config(node), cluster_id)
         for index in range(len(self.nodes)):
             self.start_node(index)
         try:
             self.wait_ready(timeout_s)
-        except BrokerError:
-            self.stop()
-            raise
-        self.started_in_s = time.monotonic() - started
-        return self
+        except BrokerError as error:
+            taken = self._repick_taken_ports()
+            if not taken:
+                raise
+            for node in self.nodes:
+                node.stop()
+            raise _PortTaken(f"{error}; ports {taken} were taken, picked others") from error
+
+    def _repick_taken_ports(self) -> list[int]:
+        """The ports this broker chose that another process holds now, each replaced."""
+        taken = []
+        for index, node in enumerate(self.nodes):
+            if _port_taken(self.host, node.controller_port):
+                taken.append(node.controller_port)
+                node.controller_port = free_port(self.host)
+            if (index or not self._fixed_port) and _port_taken(self.host, node.port):
+                taken.append(node.port)
+                node.port = free_port(self.host)
+        return taken
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Until the cluster's metadata lists every node as a live broker."""
@@ -148,20 +180,36 @@ def _java() -> str:
     return java
 
 
-def _check_ports(host: str, nodes: list[Node]) -> None:
-    for node in nodes:
-        for port in (node.port, node.controller_port):
-            if _port_open(host, port):
-                raise BrokerError(f"port {host}:{port} (node {node.node_id}) is in use")
+def _check_ports(host: str, ports: list[int]) -> None:
+    for port in ports:
+        if _port_taken(host, port):
+            raise BrokerError(f"port {host}:{port} is in use")
 
 
-def _port_open(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
-        return True
+def _port_taken(host: str, port: int) -> bool:
+    """Whether a bind as Kafka does it (SO_REUSEADDR, as the JVM sets) would fail."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
     return False
 
 
+class _PortTaken(BrokerError):
+    """A node could not bind a port this broker had picked: pick again and relaunch."""
+
+
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A port free now, and not one this process handed out before (each is for one use)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out or len(_handed_out) > 10_000:
+            _handed_out.add(port)
+            return port

@@ -52,6 +52,19 @@ def test_a_taken_port_and_a_missing_java_are_one_clear_error(monkeypatch, tmp_pa
         EmbeddedBroker(port=free_port(), data_dir=tmp_path).start()
 
 
+def test_a_port_taken_after_it_was_picked_is_picked_again(tmp_path):
+    # Another process binds the controller port the broker picked before the JVM does: bound
+    # but not listening, so no check before the launch can see it; the JVM's bind fails.
+    kafka = EmbeddedBroker(port=0, data_dir=tmp_path)
+    picked = kafka.nodes[0].controller_port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", picked))
+        with kafka:
+            assert kafka.nodes[0].controller_port != picked
+            assert wait_for_broker(kafka.bootstrap, timeout_s=30) is not None
+    assert "Address already in use" in (tmp_path / "node-1.log").read_text()
+
+
 def start_cli_broker(tmp_path: Path, port: int) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
     proc = subprocess.Popen(

@@ -11,6 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from sinks.errors import SinkError
 from sinks.query.sql import query_via_server
 from streams.kafka.broker import free_port
@@ -159,12 +161,22 @@ def test_stack_comes_up_grows_and_stops_cleanly(tmp_path):
            "--collector-port", str(collector_port),
            "--rate", "300"]  # fmt: skip
     log = open(tmp_path / "stack.log", "wb")  # noqa: SIM115
+
+    def printed() -> str:
+        return (tmp_path / "stack.log").read_text(errors="replace")
+
     stack = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: (data / "query-token").exists(), 60, "the query token")
         token = (data / "query-token").read_text().strip()
-        first = wait_for(lambda: count(url, "events", token), 60, "events in ClickHouse")
-        wait_for(lambda: count(url, "events", token) > first, 30, "events to keep growing")
+
+        def events() -> int:  # a stack that stopped fails now, with its log, not in minutes
+            if stack.poll() is not None:
+                pytest.fail(f"the stack exited with {stack.returncode}: {printed()[-3000:]}")
+            return count(url, "events", token)
+
+        first = wait_for(events, 60, "events in ClickHouse")
+        wait_for(lambda: events() > first, 30, "events to keep growing")
         wait_for(lambda: count(url, "counts_1m", token) > 0, 30, "window counts")
         # The example catalog is published as traffic starts; workers pick it up as it comes.
         known = "SELECT countIf(plugin_known) FROM pulse.events"
@@ -176,8 +188,7 @@ def test_stack_comes_up_grows_and_stops_cleanly(tmp_path):
         check_operations(f"http://127.0.0.1:{streams_port}", f"http://127.0.0.1:{sink_port}")
         check_credentials(url, token)
         # The address the stack printed logs the browser in once; the page then needs no token.
-        printed = (tmp_path / "stack.log").read_text(errors="replace")
-        address = next(w for w in printed.split() if w.startswith(f"{url}/dashboard?token="))
+        address = next(w for w in printed().split() if w.startswith(f"{url}/dashboard?token="))
         check_dashboard(address, f"{url}/dashboard?since=24h", tmp_path / "dashboard.png")
         collector = f"http://127.0.0.1:{collector_port}"
         wait_for(lambda: _ready(collector), 30, "the collector")
@@ -185,6 +196,6 @@ def test_stack_comes_up_grows_and_stops_cleanly(tmp_path):
     finally:
         stack.send_signal(signal.SIGINT)
         stack.wait(30)
-    output = (tmp_path / "stack.log").read_text(errors="replace")
+    output = printed()
     assert "Traceback" not in output, output[-3000:]
     wait_for(lambda: not pids_with_env(str(data)), 15, "every stack process to exit")
