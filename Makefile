@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install kafka kafka-pins run test test-module test-backend proof proof-cluster lint unit integration bench clean
+.PHONY: install kafka kafka-pins run test test-module test-backend test-page test-app screenshots proof proof-cluster lint unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -97,6 +97,41 @@ $(BACKEND_DEPS): $(BACKEND)/package-lock.json
 test-backend: $(STAMP) $(BACKEND_DEPS)
 	PULSE_PYTHON=$(abspath $(PY)) npm test --prefix $(BACKEND) --silent
 
+# The Backstage insights page (frontend plugin, both frontend systems; pinned by its lockfile).
+PAGE := clients/backstage-plugin-pulse
+PAGE_DEPS := $(PAGE)/node_modules/.package-lock.json
+$(PAGE_DEPS): $(PAGE)/package-lock.json
+	npm ci --prefix $(PAGE) --no-audit --no-fund --silent
+
+test-page: $(PAGE_DEPS)
+	npm test --prefix $(PAGE) --silent
+
+# A real Backstage app (new frontend and backend systems, the catalog; pinned by its lockfile)
+# with the module, the page and the backend plugin installed from their folders as packed
+# copies. Pulse's packages are reinstalled, and the app bundled again, only when they change.
+APP := clients/backstage-app
+package_dist = $(1)/dist/index.js
+$(foreach p,$(MODULE) $(PAGE) $(BACKEND),$(eval $(call package_dist,$(p)): $(p)/node_modules/.package-lock.json $(p)/package.json $(shell find $(p)/src -type f) ; npm run build --prefix $(p) --silent))
+PULSE_DISTS := $(foreach p,$(MODULE) $(PAGE) $(BACKEND),$(call package_dist,$(p)))
+APP_DEPS := $(APP)/node_modules/.package-lock.json
+$(APP_DEPS): $(APP)/package-lock.json | $(PULSE_DISTS)
+	npm ci --prefix $(APP) --no-audit --no-fund --silent
+APP_PULSE := $(APP)/node_modules/@pulse-analytics/.installed
+$(APP_PULSE): $(APP_DEPS) $(PULSE_DISTS)
+	rm -rf $(APP)/node_modules/@pulse-analytics
+	npm install --prefix $(APP) --no-save --no-audit --no-fund --silent
+	touch $@
+APP_BUNDLE := $(APP)/app/dist/index.html
+$(APP_BUNDLE): $(APP_PULSE) $(APP)/app/package.json $(APP)/app-config.yaml $(shell find $(APP)/app/src $(APP)/app/public -type f)
+	npm run build --prefix $(APP) --silent > /dev/null
+
+test-app: $(STAMP) $(KAFKA_LIBS) $(CHROMIUM) $(APP_BUNDLE)
+	PULSE_PYTHON=$(abspath $(PY)) npm test --prefix $(APP) --silent
+
+# The pictures in docs/backstage.md, taken by the app's test.
+screenshots: $(STAMP) $(KAFKA_LIBS) $(CHROMIUM) $(APP_BUNDLE)
+	PULSE_PYTHON=$(abspath $(PY)) PULSE_SCREENSHOTS=$(abspath docs/images) npm test --prefix $(APP) --silent
+
 # The system proof at full size (1M events; see README "Proof"). make test runs a 50k variant.
 proof: $(STAMP) $(KAFKA_LIBS)
 	$(PY) -m deploy.proof
@@ -106,7 +141,7 @@ proof: $(STAMP) $(KAFKA_LIBS)
 proof-cluster: $(STAMP) $(KAFKA_LIBS)
 	$(PY) -m deploy.proof --brokers 3
 
-test: lint $(KAFKA_LIBS) $(KCAT) $(CHROMIUM) $(PROMTOOL) $(VALIDATE) test-module test-backend
+test: lint $(KAFKA_LIBS) $(KCAT) $(CHROMIUM) $(PROMTOOL) $(VALIDATE) test-module test-backend test-page test-app
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 

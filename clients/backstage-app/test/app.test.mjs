@@ -1,0 +1,208 @@
+// A real Backstage app in headless Chromium, with Pulse's three packages installed as an admin
+// would: a guest signs in, moves between plugin pages and clicks a link; the navigate and click
+// events Backstage itself emits reach ClickHouse through the module, the collector, Kafka, the
+// streams worker and the sink; the insights page then shows them. A user outside
+// group:default/pulse-readers gets the page's "not allowed" state and the API's 403, and a Pulse
+// that does not answer gives the error state with a retry.
+
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium } from 'playwright-core';
+import { freePort, Stack, waitFor } from '../../backstage-plugin-analytics-module-pulse/test/stack.mjs';
+import { Backstage, Way } from './backstage.mjs';
+
+const STARTUP_MS = 240_000;
+const ARRIVAL_MS = 120_000;
+const UI_MS = 60_000;
+const CHROMIUM = '/usr/bin/chromium'; // Debian's package; make test installs it
+const SCREENSHOTS = process.env.PULSE_SCREENSHOTS; // docs/images when the docs' pictures are retaken
+
+describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 * ARRIVAL_MS + 8 * UI_MS }, () => {
+  const stack = new Stack();
+  const way = new Way();
+  const dir = mkdtempSync(join(tmpdir(), 'pulse-backstage-app-'));
+  let browser;
+  let backstage;
+  let port;
+
+  const hmac = text => createHmac('sha256', stack.secret).update(text).digest('hex');
+
+  /** The backend with the guest signing in as `user`, Pulse's module and backend plugin configured. */
+  async function startBackstage(user) {
+    await backstage?.stop();
+    backstage = new Backstage();
+    await backstage.start({
+      port,
+      dir,
+      timeoutMs: STARTUP_MS,
+      config: {
+        app: { analytics: { pulse: { endpoint: stack.endpoint, token: stack.token, flushIntervalMs: 300 } } },
+        // Backstage's content security policy lets the browser connect to its own origin only.
+        backend: { csp: { 'connect-src': ["'self'", new URL(stack.endpoint).origin] } },
+        auth: { providers: { guest: { userEntityRef: user } } },
+        pulse: { baseUrl: way.url, token: stack.queryToken, timeoutMs: 10_000 },
+      },
+    });
+  }
+
+  before(async () => {
+    port = await freePort();
+    await stack.start({ corsOrigins: `http://localhost:${port}`, timeoutMs: STARTUP_MS });
+    await way.start(`127.0.0.1:${stack.ports.query}`);
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await backstage?.stop();
+    way.stop();
+    await stack.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("stores the app's own navigate and click events, and the insights page shows them", async () => {
+    await startBackstage('user:default/analyst');
+    await onPage(await signIn(backstage.origin), async page => {
+    await nav(page, 'Catalog');
+    await page.getByRole('link', { name: 'artist-lookup' }).first().click();
+    await page.waitForURL(/\/catalog\/default\/component\/artist-lookup/, { timeout: UI_MS });
+    await nav(page, 'Catalog');
+
+    const user = hmac('user:default/analyst');
+    const entity = '/catalog/default/component/artist-lookup';
+    let seen = [];
+    const rows = await waitFor(
+      'the navigate and click events in ClickHouse',
+      async () => {
+        seen = await stack.rows('1');
+        const got = seen.filter(r => ['navigate', 'click'].includes(r.action)).map(r => [r.action, r.subject, r.plugin_id, r.extension, r.entity_ref]);
+        return got.some(r => r[0] === 'navigate' && r[1] === entity) && got.some(r => r[0] === 'click' && r[1] === entity) && seen;
+      },
+      ARRIVAL_MS,
+      stack,
+    ).catch(error => {
+      throw new Error(`${error.message.slice(0, 300)}\nrows: ${JSON.stringify(seen, null, 1)}`);
+    });
+    const fields = r => [r.action, r.subject, r.plugin_id, r.extension, r.entity_ref, r.attributes.to ?? ''];
+    const got = rows.map(fields);
+    for (const expected of [
+      ['click', 'Catalog', 'unknown', 'app/root', '', '/catalog'], // the sidebar's nav item
+      ['navigate', '/catalog', 'catalog', 'page:catalog', '', ''],
+      ['click', entity, 'catalog', 'page:catalog', '', entity], // the catalog table's entity link
+      ['navigate', entity, 'catalog', 'entity-content:catalog/overview', 'component:default/artist-lookup', ''],
+    ]) {
+      assert.ok(got.some(r => JSON.stringify(r) === JSON.stringify(expected)), `${expected} not in\n${got.join('\n')}`);
+    }
+    assert.ok(rows.every(r => r.user_id === user && r.frontend_system === 'NEW'), JSON.stringify(rows));
+
+    await nav(page, 'Pulse insights');
+    await page.waitForSelector('[data-question="top_plugins"][data-state="ready"]', { timeout: UI_MS });
+    const plugins = await page.locator('[data-question="top_plugins"] tbody tr').allInnerTexts();
+    assert.ok(plugins.some(text => text.startsWith('catalog')), plugins.join('\n'));
+    await page.waitForSelector('[data-question="top_entities"][data-state="ready"]', { timeout: UI_MS });
+    assert.match(await page.locator('[data-question="top_entities"]').innerText(), /component:default\/artist-lookup/);
+    assert.equal(await page.locator('[data-figure="users"]').innerText(), '1');
+    await page.waitForSelector('[data-question="top_templates"][data-state="empty"]', { timeout: UI_MS });
+
+    // The CSV download is Pulse's own CSV of the same question.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByLabel('Download top_plugins as CSV').click()]);
+    const csv = readFileSync(await download.path(), 'utf8');
+    const direct = await fetch(`http://127.0.0.1:${stack.ports.query}/v1/questions/top_plugins?since=7d&limit=10&format=csv`, {
+      headers: { Authorization: `Bearer ${stack.queryToken}` },
+    });
+    assert.equal(csv, await direct.text());
+
+    // Grouping by hour redraws the active users' chart per hour.
+    await pick(page, 'Grouping', 'Hour');
+    await page.getByText('Hourly active users').waitFor({ timeout: UI_MS });
+    await page.waitForSelector('[data-question="new_vs_returning"][data-state="ready"] .recharts-bar-rectangle', { timeout: UI_MS });
+    await page.waitForFunction(() => !document.querySelector('[data-state="loading"]'), null, { timeout: UI_MS });
+    assert.deepEqual(await overflowing(page), [], 'the page is wider than the window');
+    await shoot(page, 'backstage-insights.png');
+
+    // Pulse stops answering: the error state, with a retry that works once Pulse is back.
+    way.down = true;
+    await nav(page, 'Catalog');
+    await nav(page, 'Pulse insights');
+    await page.getByText('Pulse insights are unavailable').waitFor({ timeout: UI_MS });
+    assert.doesNotMatch(await page.locator('body').innerText(), /\bat [\w.]+ \(|node_modules/);
+    await shoot(page, 'backstage-unavailable.png');
+    way.down = false;
+    await page.getByRole('button', { name: 'Retry' }).click();
+    await page.waitForSelector('[data-question="top_plugins"][data-state="ready"]', { timeout: UI_MS });
+    });
+  });
+
+  it('shows a user without pulse.insights.read the "not allowed" state, and the API answers 403', async () => {
+    await startBackstage('user:default/visitor');
+    await onPage(await signIn(backstage.origin), async page => {
+    const answer = page.waitForResponse(r => r.url().includes('/api/pulse/questions'), { timeout: UI_MS });
+    await nav(page, 'Pulse insights');
+    assert.equal((await answer).status(), 403);
+    await page.getByText('You are not allowed to see Pulse insights').waitFor({ timeout: UI_MS });
+    assert.equal(await page.locator('[data-question]').count(), 0);
+    await shoot(page, 'backstage-not-allowed.png');
+    });
+  });
+
+  async function signIn(origin) {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 1400 }, acceptDownloads: true });
+    const page = await context.newPage();
+    page.problems = [];
+    page.on('pageerror', error => page.problems.push(`page error: ${error}`));
+    page.on('console', m => m.type() === 'error' && page.problems.push(`console: ${m.text()}`));
+    page.on('requestfailed', r => page.problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+    await page.goto(origin, { timeout: UI_MS });
+    await page.getByRole('button', { name: /enter/i }).click({ timeout: UI_MS });
+    await sidebar(page).getByRole('link', { name: 'Catalog' }).waitFor({ timeout: UI_MS });
+    return page;
+  }
+});
+
+/** Moves within the app by its sidebar, as a user does (a reload would sign the guest out). */
+async function nav(page, name) {
+  await sidebar(page).getByRole('link', { name }).click({ timeout: UI_MS });
+}
+
+const sidebar = page => page.locator('nav[aria-label="sidebar nav"]');
+
+/** Runs `body` on a signed-in page; on a failure, shows what the page showed. */
+async function onPage(page, body) {
+  try {
+    await body(page);
+  } catch (error) {
+    const picture = join(tmpdir(), `pulse-backstage-failure-${Date.now()}.png`);
+    await page.screenshot({ path: picture, fullPage: true }).catch(() => {});
+    const text = await page.locator('body').innerText().catch(() => '');
+    const shown = `(page at ${page.url()}, picture ${picture}):\n${text.slice(0, 2000)}\n${page.problems.join('\n')}`;
+    throw new Error(`${error.message}\n${shown}`, { cause: error });
+  } finally {
+    await page.context().close();
+  }
+}
+
+/** Elements reaching past the window's right edge (a page that scrolls sideways). */
+async function overflowing(page) {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    return [...document.querySelectorAll('body *')]
+      .filter(e => e.getBoundingClientRect().right + window.scrollX > width + 1)
+      .slice(0, 8)
+      .map(e => `${e.tagName.toLowerCase()}.${String(e.className).split(' ')[0]} right=${Math.round(e.getBoundingClientRect().right + window.scrollX)}`);
+  });
+}
+
+async function pick(page, label, option) {
+  await page.getByLabel(label).first().click({ timeout: UI_MS }).catch(() => page.getByText(label).locator('..').getByRole('button').click());
+  await page.getByRole('option', { name: option }).click({ timeout: UI_MS });
+}
+
+async function shoot(page, name) {
+  if (!SCREENSHOTS) return;
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, name) });
+}
