@@ -17,6 +17,7 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import KafkaException
@@ -44,13 +45,13 @@ class EmbeddedBroker:
         self.host, self.brokers, self.log_path, self.heap_mb = host, brokers, log_path, heap_mb
         self._temp = None if data_dir else tempfile.mkdtemp(prefix="pulse-kafka-")
         self.data_dir = Path(data_dir or self._temp)
-        # Port 0: any free port. Further nodes always take free ports.
-        self._fixed_port = port or None
+        self._fixed_port = port or None  # 0: any free port; further nodes always take free ones
         ports = [port or free_port(host)] + [free_port(host) for _ in range(brokers - 1)]
         self.nodes = [
             Node(i + 1, ports[i], free_port(host), self.data_dir / f"node-{i + 1}")
             for i in range(brokers)
         ]
+        self._logs = [_node_log(log_path, brokers, self.data_dir, n.node_id) for n in self.nodes]
         self.started_in_s: float | None = None
 
     @property
@@ -62,15 +63,8 @@ class EmbeddedBroker:
         java, libs = _java(), kafka_dist.ensure_installed()
         _check_ports(self.host, [self.nodes[0].port] if self._fixed_port else [])
         cluster_id = _cluster_id(self.data_dir)
-        # A port this broker picked itself can be taken by another process between the pick
-        # and the JVM's bind (test_a_port_taken_after_it_was_picked_is_picked_again).
-        retrying = Retrying(
-            retry=retry_if_exception_type(_PortTaken), stop=stop_after_attempt(4), reraise=True
-        )
         try:
-            for attempt in retrying:
-                with attempt:
-                    self._start_nodes(java, libs, cluster_id, timeout_s)
+            _picking_taken_ports_again(lambda: self._start_nodes(java, libs, cluster_id, timeout_s))
         except BrokerError:
             self.stop()
             raise
@@ -79,41 +73,25 @@ class EmbeddedBroker:
 
     def _start_nodes(self, java: str, libs: Path, cluster_id: str, timeout_s: float) -> None:
         for node in self.nodes:
-            node.format(java, libs, self._config(node), cluster_id)
+            config = _write_config(self.data_dir, self.host, node, self.nodes)
+            node.format(java, libs, config, cluster_id)
         for index in range(len(self.nodes)):
             self.start_node(index)
         try:
             self.wait_ready(timeout_s)
         except BrokerError as error:
-            taken = self._repick_taken_ports()
-            if not taken:
-                raise
-            for node in self.nodes:
-                node.stop()
-            raise _PortTaken(f"{error}; ports {taken} were taken, picked others") from error
-
-    def _repick_taken_ports(self) -> list[int]:
-        """The ports this broker chose that another process holds now, each replaced."""
-        taken = []
-        for index, node in enumerate(self.nodes):
-            if _port_taken(self.host, node.controller_port):
-                taken.append(node.controller_port)
-                node.controller_port = free_port(self.host)
-            if (index or not self._fixed_port) and _port_taken(self.host, node.port):
-                taken.append(node.port)
-                node.port = free_port(self.host)
-        return taken
+            _raise_if_ports_taken(self.host, self.nodes, bool(self._fixed_port), error)
+            raise
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Until the cluster's metadata lists every node as a live broker."""
-        _wait_for_brokers(
-            self.bootstrap, self.nodes, timeout_s, f" (log: {self._node_log(self.nodes[0])})"
-        )
+        _wait_for_brokers(self.bootstrap, self.nodes, timeout_s, f" (log: {self._logs[0]})")
 
     def start_node(self, index: int) -> None:
         node = self.nodes[index]
         libs = kafka_dist.ensure_installed()
-        node.launch(_java(), libs, self._config(node), self._node_log(node), self.heap_mb)
+        config = _write_config(self.data_dir, self.host, node, self.nodes)
+        node.launch(_java(), libs, config, self._logs[index], self.heap_mb)
 
     def stop(self, grace_s: float = 30.0) -> None:
         for node in self.nodes:  # all at once: a quorum stops faster than node by node
@@ -129,15 +107,6 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def _config(self, node: Node) -> Path:
-        node.log_dir.mkdir(parents=True, exist_ok=True)
-        path = self.data_dir / f"node-{node.node_id}.properties"
-        path.write_text(render_config(self.host, node, self.nodes))
-        return path
-
-    def _node_log(self, node: Node) -> Path:
-        return _node_log(self.log_path, self.brokers, self.data_dir, node.node_id)
 
 
 def _node_log(log_path: Path | None, brokers: int, data_dir: Path, node_id: int) -> Path:
@@ -180,6 +149,39 @@ def _java() -> str:
     return java
 
 
+def _write_config(data_dir: Path, host: str, node: Node, nodes: list[Node]) -> Path:
+    node.log_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / f"node-{node.node_id}.properties"
+    path.write_text(render_config(host, node, nodes))
+    return path
+
+
+def _picking_taken_ports_again(launch: Callable[[], None]) -> None:
+    """``launch()``, again while it fails on ports the broker picked: another process can take
+    one between the pick and the JVM's bind
+    (test_a_port_taken_after_it_was_picked_is_picked_again)."""
+    for attempt in Retrying(retry=_PORT_TAKEN, stop=stop_after_attempt(4), reraise=True):
+        with attempt:
+            launch()
+
+
+def _raise_if_ports_taken(host: str, nodes: list[Node], keep_first: bool, error: Exception) -> None:
+    """After a failed start: stop the nodes and raise ``_PortTaken`` if another process holds
+    ports the broker chose, each replaced (the first client port stays if it was asked for)."""
+    taken = []
+    for index, node in enumerate(nodes):
+        if _port_taken(host, node.controller_port):
+            taken.append(node.controller_port)
+            node.controller_port = free_port(host)
+        if (index or not keep_first) and _port_taken(host, node.port):
+            taken.append(node.port)
+            node.port = free_port(host)
+    if taken:
+        for node in nodes:
+            node.stop()
+        raise _PortTaken(f"{error}; ports {taken} were taken, picked others") from error
+
+
 def _check_ports(host: str, ports: list[int]) -> None:
     for port in ports:
         if _port_taken(host, port):
@@ -199,6 +201,9 @@ def _port_taken(host: str, port: int) -> bool:
 
 class _PortTaken(BrokerError):
     """A node could not bind a port this broker had picked: pick again and relaunch."""
+
+
+_PORT_TAKEN = retry_if_exception_type(_PortTaken)
 
 
 _handed_out: set[int] = set()
