@@ -108,13 +108,20 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
     assert.equal(await page.locator('[data-figure="users"]').innerText(), '1');
     await page.waitForSelector('[data-question="top_templates"][data-state="empty"]', { timeout: UI_MS });
 
-    // The CSV download is Pulse's own CSV of the same question.
+    // The CSV download is Pulse's own CSV of the same question, once the events of coming to
+    // this page (the nav item's click, the navigate to /pulse) are stored: nothing moves after.
+    const direct = async () => {
+      const url = `http://127.0.0.1:${stack.ports.query}/v1/questions/top_plugins?since=7d&limit=10&format=csv`;
+      return (await fetch(url, { headers: { Authorization: `Bearer ${stack.queryToken}` } })).text();
+    };
+    const settled = await waitFor('the visit to the insights page in ClickHouse', async () => {
+      const csv = await direct();
+      return csv.includes('"pulse",') && csv;
+    }, ARRIVAL_MS, stack);
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByLabel('Download top_plugins as CSV').click()]);
     const csv = readFileSync(await download.path(), 'utf8');
-    const direct = await fetch(`http://127.0.0.1:${stack.ports.query}/v1/questions/top_plugins?since=7d&limit=10&format=csv`, {
-      headers: { Authorization: `Bearer ${stack.queryToken}` },
-    });
-    assert.equal(csv, await direct.text());
+    assert.equal(csv, settled);
+    assert.equal(csv, await direct());
 
     // Grouping by hour redraws the active users' chart per hour.
     await pick(page, 'Grouping', 'Hour');
