@@ -71,6 +71,7 @@ class Processor:
         self.rejections = Rejections(self.metrics)
         self._events = EventPath(self, Pseudonymizer(secret), plugins, window_ms, clock)
         self._changes = Changes(self.counter, self.dedup, self.metrics, clock)
+        self._messages_in: dict[str, Any] = {}
 
     def process(
         self,
@@ -81,7 +82,10 @@ class Processor:
         partition: int,
         offset: int,
     ) -> Outcome:
-        self.metrics.messages_in.labels(topic).inc()
+        counter = self._messages_in.get(topic)
+        if counter is None:  # a child per topic: labels() is a locked lookup per call
+            counter = self._messages_in[topic] = self.metrics.messages_in.labels(topic)
+        counter.inc()
         coords = {"topic": topic, "partition": partition, "offset": offset}
         data, limits = value or b"", self.limits
         if len(data) > limits.max_message_bytes:

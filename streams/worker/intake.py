@@ -32,6 +32,7 @@ class Intake:
         self._max_unflushed = settings.max_unflushed_messages
         self._processor, self._guard, self._reload = processor, guard, reload
         self._output, self._flush, self._metrics = output, flush, metrics
+        self._events_out = metrics.events_out.labels(settings.topic_enriched)
 
     async def __call__(self, event: EventT) -> None:
         msg = event.message
@@ -53,7 +54,7 @@ class Intake:
                     outcome.enriched_headers,
                     msg.partition,
                 )
-                self._metrics.events_out.labels(self._topic_enriched).inc(outcome.events_out)
+                self._events_out.inc(outcome.events_out)
             for dead in outcome.dead_letters:
                 await send(self._topic_dlq, dead.key, dead.value, dead.headers, msg.partition)
             self._metrics.processing.observe(time.perf_counter() - started)
