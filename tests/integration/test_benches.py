@@ -29,7 +29,13 @@ def _run(*args: str) -> str:
 
 def test_streams_bench_prints_rates_ceilings_and_result():
     text = _run("streams", "bench", "--events", "3000", "--no-quix", "--window-keys", "1000")
-    assert re.search(r"^pulse: [\d,]+ events/s, peak RSS \d+ MB$", text, re.M), text
+    assert re.search(
+        r"^pulse: [\d,]+ events/s, peak RSS \d+ MB; the worker used [\d.]+ cores "
+        r"\([\d,]+ events per CPU second\)$",
+        text,
+        re.M,
+    ), text
+    assert re.search(r"^per CPU second: .* share [\d.]+$", text, re.M), text
     ceilings = re.findall(r"^ceiling: .*: ([\d,]+) events/s$", text, re.M)
     assert len(ceilings) == 2 and all(int(c.replace(",", "")) > 0 for c in ceilings), text
     result = text.strip().splitlines()[-1]
