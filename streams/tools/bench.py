@@ -323,7 +323,8 @@ print(before, rss("VmHWM"))
 
 
 def _report_ceilings(results: dict[str, float], bound: dict[str, float]) -> None:
-    """Print the ceilings beside the worker's figures; the first one goes into ``results``."""
+    """Print the ceilings beside the worker's figures; the Processor's, and the worker's share
+    of it per CPU second, go into ``results``."""
     results["ceiling"] = bound["job_alone"]
     quix_rate = results.get("quix")
     for name, what in (
