@@ -20,3 +20,8 @@ class ProduceError(StreamsError):
         super().__init__(f"delivery to {topic} failed: {reason}")
         self.topic = topic
         self.reason = reason
+
+
+class FlushStalledError(StreamsError):
+    """A flush could not deliver what it depends on within the deadline; the worker stops so
+    that its supervisor restarts it and it replays from the last commit."""

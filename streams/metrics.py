@@ -67,6 +67,12 @@ class StreamsMetrics:
         self.dedup_ids = Gauge(
             "pulse_streams_dedup_ids", "Event ids held for de-duplication.", registry=r
         )
+        self.oldest_unflushed = Gauge(  # grows without bound while a flush is stuck
+            "pulse_streams_oldest_unflushed_seconds", "Oldest unflushed message's age.", registry=r
+        )
+        self.stalled_partitions = Gauge(  # with lag, not moved for PULSE_FLUSH_DEADLINE_S
+            "pulse_streams_stalled_partitions", "Owned partitions that do not move.", registry=r
+        )
         self.processing = Histogram(
             "pulse_streams_message_processing_seconds",
             "Time to decode, validate, enrich and count one raw message.",

@@ -43,6 +43,11 @@ class WorkerSettings(KafkaSettings):
     window_retention_s: int = Field(3600, ge=0, description="late events within it correct counts")
     flush_interval_s: float = Field(1.0, gt=0, description="state persisted, counts emitted")
     max_unflushed_messages: int = Field(20_000, ge=1, description="flush early past this many")
+    flush_deadline_s: float = Field(
+        60.0,
+        gt=0,
+        description="a flush not delivered within it stops the worker (exit 1) for a restart",
+    )
     dedup_horizon_s: int = Field(600, ge=0)
     dedup_max_ids: int = Field(1_000_000, ge=1, description="bounds de-duplication memory")
     max_message_bytes: int = 1_048_576

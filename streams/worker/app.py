@@ -29,6 +29,7 @@ from streams.settings import WorkerSettings
 from streams.worker.faust_adapter import WorkerApp
 from streams.worker.flush import Flush
 from streams.worker.intake import Intake
+from streams.worker.liveness import Liveness
 from streams.worker.output import Output
 from streams.worker.pages import add_pages
 from streams.worker.recovery import RecoveryWatch, StateReload
@@ -62,7 +63,7 @@ class Worker:
         output = Output(app, raw_name)
         self.flush = Flush(
             processor, output, (counts, dedup), settings.topic_counts, metrics, plugins,
-            settings.trace_flushes,
+            settings.flush_deadline_s, settings.trace_flushes,
         )  # fmt: skip
         self.reload = StateReload(
             app, processor, dedup, output, settings.topic_counts, self._owned,
@@ -77,7 +78,8 @@ class Worker:
         self._dirty = lambda: bool(processor.counter.dirty_buckets)
         app.flush_while_waiting = self._flush_if_running
         self._register(settings.flush_interval_s)
-        add_pages(app, metrics, lambda: self.flush.stream is not None)
+        liveness = Liveness(self.flush, self.stalls, settings.flush_deadline_s, metrics)
+        add_pages(app, metrics, lambda: self.flush.stream is not None, liveness.problems)
 
     def _owned(self) -> set[int]:
         raw = self._raw.get_topic_name()
@@ -100,9 +102,9 @@ class Worker:
         async def flush_on_timer() -> None:
             now = time.monotonic()
             await self.guard.reseek(now)
-            if self.flush.stream is not None and (self.flush.pending or self._dirty()):
+            if self.flush.stream is not None and (self.flush.unflushed or self._dirty()):
                 await self.flush()
-            self.stalls.observe_lag()
+            self.stalls.observe_lag(now)
             await self.stalls.unstall(now)
             await self.watch.check(now)
 
@@ -126,7 +128,7 @@ class Worker:
 
 def _faust_app(settings: WorkerSettings) -> WorkerApp:
     session_timeout = settings.kafka_session_timeout_s
-    return WorkerApp(
+    app = WorkerApp(
         settings.app_id,
         broker=[f"kafka://{h}" for h in settings.kafka_bootstrap.split(",")],
         store="memory://",
@@ -145,11 +147,17 @@ def _faust_app(settings: WorkerSettings) -> WorkerApp:
         producer_acks=-1,
         producer_max_batch_size=settings.producer_batch_bytes,
         producer_linger=settings.producer_linger_ms / 1000,
+        # A batch not delivered within it fails (faust's default: 20 minutes), and the flush
+        # waiting for it crashes the worker; the flush deadline bounds every other wait.
+        producer_request_timeout=settings.flush_deadline_s / 2,
         stream_buffer_maxsize=8192,
         # No standbys: each would replay every other worker's changelogs into memory all the
         # time, for a recovery that takes seconds from the changelog itself.
         table_standby_replicas=0,
     )
+    # The producer tracks the metadata of these from the start (see faust_adapter._Producer).
+    app.produced_topics = (settings.topic_enriched, settings.topic_dlq, settings.topic_counts)
+    return app
 
 
 def _processor(

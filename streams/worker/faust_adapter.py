@@ -8,6 +8,7 @@ faust's internals only through the functions at the end of this module.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -51,8 +52,26 @@ class _Consumer(faust_aiokafka.Consumer):
                 offsets.pop(tp, None)
 
 
+class _Producer(faust_aiokafka.Producer):
+    def _new_producer(self, transactional_id: str | None = None) -> Any:
+        # aiokafka's client fetches metadata for *all* topics until the first send to a topic
+        # its metadata lacks; then it tracks only that topic, and the next refresh forgets
+        # every other one. On a cluster the worker's first changelog send meets exactly that
+        # (faust refreshes right after creating the topic, before every broker knows it), and
+        # batches already queued for the other outputs lost their leader: a flush waited for
+        # them until they expired (producer_request_timeout), with nothing sent that would
+        # heal it (test_faust_adapter.py::test_a_topic_new_to_the_producer_strands_no_batch).
+        # Tracking the worker's outputs from the start keeps the client additive.
+        producer = super()._new_producer(transactional_id)
+        topics = getattr(self.app, "produced_topics", ())
+        if topics:
+            producer.client.set_topics(topics)
+        return producer
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+    Producer = _Producer
 
     async def _get_controller_node(self, owner: Any, client: Any, timeout: int = 30000) -> Any:
         # faust sends a metadata request to the first broker it knows of and its CreateTopics
@@ -79,6 +98,7 @@ class WorkerApp(faust.App):
     in-flight messages."""
 
     flush_while_waiting: Callable[[], Awaitable[None]] | None = None
+    produced_topics: tuple[str, ...] = ()  # existing topics the producer writes to
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
@@ -118,3 +138,42 @@ async def partition_count(app: faust.App, topic: str) -> int:
     """Partitions of ``topic``, from the producer's metadata: faust's Producer does not expose
     it, aiokafka's (behind ``_ensure_producer``) does."""
     return len(await app.producer._ensure_producer().partitions_for(topic))
+
+
+def producer_state(app: faust.App) -> str:
+    """What the app's Kafka producers still owe, for the line a stalled flush logs: each
+    undelivered batch's topic-partition (queued, or sent and unanswered) with the leader and
+    ISR the producer knows, the nodes with requests in flight, the idempotence or transaction
+    state, the metadata's age and the topics it tracks. aiokafka exposes none of it."""
+    faust_producer = app.producer
+    producers = {"main": faust_producer._producer, **faust_producer._transaction_producers}
+    return "; ".join(
+        f"producer {name}: {_owed(producer)}"
+        for name, producer in producers.items()
+        if producer is not None
+    )
+
+
+def _owed(producer: Any) -> str:
+    batches = producer._message_accumulator
+    queued = {batch.tp for tp_batches in batches._batches.values() for batch in tp_batches}
+    sent = {batch.tp for batch in batches._pending_batches}
+    cluster, client = producer.client.cluster, producer.client
+    owed = []
+    for tp in sorted(queued | sent):
+        meta = cluster._partitions.get(tp.topic, {}).get(tp.partition)
+        where = "leader unknown" if meta is None else f"leader {meta.leader} isr {list(meta.isr)}"
+        owed.append(f"{tp.topic}[{tp.partition}] {'sent' if tp in sent else 'queued'}, {where}")
+    txn = producer._txn_manager
+    guarantee = (
+        "not idempotent"
+        if txn is None
+        else f"transactional id {txn.transactional_id} pid {txn.producer_id} "
+        f"epoch {txn.producer_epoch} {txn.state.name}"
+    )
+    age_s = time.time() - cluster._last_successful_refresh_ms / 1000
+    return (
+        f"undelivered [{'; '.join(owed) or 'none'}], requests in flight to nodes "
+        f"{sorted(producer._sender._in_flight)}, {guarantee}, metadata {age_s:.1f}s old "
+        f"tracking {sorted(client._topics) or 'all topics'}"
+    )

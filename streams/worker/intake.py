@@ -58,6 +58,6 @@ class Intake:
             for dead in outcome.dead_letters:
                 await send(self._topic_dlq, dead.key, dead.value, dead.headers, msg.partition)
             self._metrics.processing.observe(time.perf_counter() - started)
-            self._flush.pending.append(event)
-        if len(self._flush.pending) >= self._max_unflushed:
+            self._flush.unflushed.hold(event)
+        if len(self._flush.unflushed) >= self._max_unflushed:
             await self._flush()

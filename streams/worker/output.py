@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import faust
 
-from streams.worker.faust_adapter import partition_count
+from streams.errors import FlushStalledError
+from streams.worker.faust_adapter import partition_count, producer_state
 
 log = logging.getLogger("pulse.streams")
 Headers = list[tuple[str, bytes]]
@@ -81,3 +83,19 @@ class Output:
             await self._app.crash(failed[0])
             return False
         return True
+
+    async def stalled(self, deadline_s: float, messages: int, oldest: float | None) -> None:
+        """A flush waited past its deadline: say what the producer still owes, and stop the
+        worker (exit 1) so that a restart replays from the last commit."""
+        age = 0.0 if oldest is None else time.monotonic() - oldest
+        try:
+            state = producer_state(self._app)
+        except Exception as exc:  # the diagnosis must not stand in the way of the stop
+            state = f"producer state unavailable: {exc!r}"
+        log.critical(
+            "flush stalled: not delivered within %.0f s (PULSE_FLUSH_DEADLINE_S), %d messages "
+            "unacknowledged, the oldest for %.0f s; stopping for a restart from the last "
+            "commit. %s",
+            deadline_s, messages, age, state,
+        )  # fmt: skip
+        await self._app.crash(FlushStalledError(f"flush not delivered within {deadline_s:.0f} s"))
