@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import click
@@ -96,7 +98,7 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
             ready=lambda: all(s.ready for s in sinks) and not failed.is_set(),
         ).start()
         log.info("metrics, health and readiness on %s (/metrics, /healthz, /readyz)", ops.url)
-    _run_until_signalled(sinks, failed)
+    _run_until_signalled(sinks, failed, settings.flush_deadline_s)
     if server:
         server.stop()
     if ops:
@@ -146,8 +148,10 @@ def _sinks(settings: SinkSettings, client, metrics, tables: tuple[str, ...]) -> 
         raise click.ClickException(str(exc)) from exc
 
 
-def _run_until_signalled(sinks: list, failed: threading.Event) -> None:
-    """Each sink on a thread of its own until SIGTERM/SIGINT or a sink fails; then stop all."""
+def _run_until_signalled(sinks: list, failed: threading.Event, deadline_s: float) -> None:
+    """Each sink on a thread of its own until SIGTERM/SIGINT or a sink fails; then stop all.
+    A flush step that outlasts ``deadline_s`` stops the process at once (exit 1): nothing it
+    did is committed, so a restart replays it."""
 
     def _run(sink) -> None:
         try:
@@ -164,10 +168,25 @@ def _run_until_signalled(sinks: list, failed: threading.Event) -> None:
         thread.start()
     while not stop.is_set() and not failed.is_set():
         stop.wait(0.2)
+        _exit_if_stalled(sinks, deadline_s)
     for sink in sinks:
         sink.stop()
     for thread in threads:
-        thread.join()
+        while thread.is_alive():
+            thread.join(0.2)
+            _exit_if_stalled(sinks, deadline_s)
+
+
+def _exit_if_stalled(sinks: list, deadline_s: float) -> None:
+    stalled = [s for s in (sink.stalled(time.monotonic(), deadline_s) for sink in sinks) if s]
+    if stalled:
+        log.critical(
+            "flush stalled past PULSE_FLUSH_DEADLINE_S (%.0f s): %s; exiting for a restart "
+            "from the last commit",
+            deadline_s, "; ".join(stalled),
+        )  # fmt: skip
+        logging.shutdown()
+        os._exit(1)  # the stuck thread cannot be stopped; nothing it did is committed
 
 
 def _query_server(settings: ClickHouseSettings, bind: str, port: int, registry=None):

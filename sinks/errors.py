@@ -28,6 +28,10 @@ class MigrationError(SinkError):
     """A migration failed or an applied migration was edited afterwards."""
 
 
+class DeadLetterError(SinkError):
+    """Dead letters were not delivered: the offsets they came from are not committed."""
+
+
 class RebalanceError(SinkError):
     """Taking over or handing back partitions failed (e.g. Kafka kept refusing a request)."""
 

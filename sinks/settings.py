@@ -148,6 +148,9 @@ class SinkSettings(ClickHouseSettings):
     # light load batches close by age long before this.
     batch_rows: int = Field(100_000, ge=1)
     batch_age_s: float = Field(0.5, gt=0, description="flush a non-empty batch this old")
+    flush_deadline_s: float = Field(
+        60.0, gt=0, description="a flush step (insert attempt, dead letters, commit) longer exits"
+    )
     insert_parallelism: int = Field(2, ge=1, description="partition runs inserted at once")
     consumers: int = Field(
         1, ge=1, description="group members per table in this process (chDB: one process only)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from confluent_kafka import Message, Producer
 
 from schemas.dead_letters import dead_letter_headers
+from sinks.errors import DeadLetterError
 from sinks.settings import SinkSettings
 from sinks.worker.stats import SinkStats
 
@@ -20,6 +21,7 @@ class DeadLetters:
         self._topic = settings.topic_dlq
         self._stage = f"sink:{table}"
         self._stats = stats
+        self._failed: list[str] = []  # delivery errors since the last flush
 
     def send(
         self,
@@ -41,12 +43,26 @@ class DeadLetters:
             batch_index=batch_index,
         )
         value = msg.value() if value is None else value
-        self._producer.produce(self._topic, key=msg.key(), value=value, headers=headers)
+        self._producer.produce(
+            self._topic, key=msg.key(), value=value, headers=headers, on_delivery=self._delivered
+        )
         self._producer.poll(0)
         self._stats.add("dead_letters")
 
+    def _delivered(self, error: object, _msg: Message) -> None:
+        if error is not None:
+            self._failed.append(str(error))
+
     def flush(self, timeout_s: float) -> None:
-        self._producer.flush(timeout_s)
+        """Until every dead letter sent is delivered; raises DeadLetterError if one failed or
+        some are still undelivered after ``timeout_s`` (their offsets must not be committed)."""
+        left = self._producer.flush(timeout_s)
+        failed, self._failed = self._failed, []
+        if left or failed:
+            raise DeadLetterError(
+                f"{self._stage}: {left} dead letters undelivered after {timeout_s:.0f}s, "
+                f"{len(failed)} failed{': ' + failed[0] if failed else ''}"
+            )
 
     def close(self) -> None:
         self._producer.flush(10)

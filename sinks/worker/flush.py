@@ -4,6 +4,7 @@ durable, then the commit — never before."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +18,25 @@ from sinks.worker.stats import SinkStats
 from sinks.worker.takeover import Takeover
 
 log = logging.getLogger("pulse.sinks")
+
+
+class Step:
+    """The flush step under way and since when (the process's watchdog reads it)."""
+
+    def __init__(self, table: str) -> None:
+        self._table = table
+        self._step: tuple[str, float] | None = None
+
+    def at(self, what: str | None) -> None:
+        """``what`` starts now; None: the flush is over."""
+        self._step = None if what is None else (what, time.monotonic())
+
+    def stalled(self, now: float, bound_s: float) -> str | None:
+        """The step under way, if it has run longer than ``bound_s``."""
+        step = self._step  # read once: the flush's thread replaces it
+        if step is None or now - step[1] <= bound_s:
+            return None
+        return f"sink {self._table}: {step[0]} for {now - step[1]:.0f}s"
 
 
 class Flush:
@@ -37,12 +57,22 @@ class Flush:
         self._write, self._pool = write, pool
         self._dead_letters = dead_letters
         self._stats, self._series = stats, series
+        self.step = Step(series.table)
 
     def __call__(self, runs: list[Run]) -> None:
+        ranges = ", ".join(f"[{r.partition}] {r.first}-{r.last}" for r in runs)
+        try:
+            self._flush(runs, lambda what: self.step.at(f"{what} offsets {ranges}"))
+        finally:
+            self.step.at(None)
+
+    def _flush(self, runs: list[Run], at: Callable[[str], None]) -> None:
+        at("recording intents of")
         replay_end = self._takeover.replay_end
         self._intents.record(r for r in runs if replay_end.get(r.partition) != r.last)
         # Runs are independent (one token each), so they are inserted side by side: ClickHouse
         # parses one insert's Avro on one thread, and a machine has more cores than that.
+        at("inserting")
         self._stats.add("rows_written", sum(self._pool.map(self._write, runs)))
         replayed = {}
         for run in runs:
@@ -58,7 +88,9 @@ class Flush:
         # A last owner whose commits failed (e.g. while the group coordinator moved) wrote
         # several runs past its committed offset: each starts where the one before ended.
         self._takeover.replay(replayed)
+        at("delivering the dead letters of")
         self._dead_letters.flush(30)  # dead letters durable before their offsets are committed
+        at("committing")
         if self._commit(runs):
             self._stats.add("batches")
             self._observe_lag(runs)

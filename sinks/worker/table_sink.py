@@ -74,6 +74,11 @@ class TableSink:
         """Consuming, and ClickHouse took the last insert (or none was needed yet)."""
         return self._running and not self._inserter.unavailable
 
+    def stalled(self, now: float, bound_s: float) -> str | None:
+        """The flush step past ``bound_s``, if any (retries of an unavailable ClickHouse are
+        none: each attempt is bounded, and the sink reports itself not ready)."""
+        return None if self._inserter.unavailable else self._flush.step.stalled(now, bound_s)
+
     @property
     def holding(self) -> bool:
         """Whether consumed messages wait to be written."""

@@ -83,7 +83,13 @@ class EventsEndpoint:
             ]
         except BufferError:
             return error(503, "unavailable", "the producer queue is full", retry_after=5)
-        results = await asyncio.gather(*futures, return_exceptions=True)
+        try:  # librdkafka answers within the delivery timeout; this bounds the wait if not
+            results = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), self._outbox.stuck_after_s
+            )
+        except TimeoutError:
+            log.error("Kafka reported no delivery within %.0f s", self._outbox.stuck_after_s)
+            return error(503, "unavailable", "Kafka did not confirm in time", retry_after=5)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             # Some envelopes may have landed: the client retries the whole request and the

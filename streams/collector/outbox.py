@@ -29,6 +29,10 @@ class KafkaOutbox:
             }
         )
         self._topic = settings.topic_raw
+        # librdkafka reports every delivery within message.timeout.ms; past twice that, one
+        # that has not been reported is stuck, not slow.
+        self.stuck_after_s = 2 * settings.delivery_timeout_s
+        self._unconfirmed: dict[int, float] = {}  # id of a send's future -> when it was sent
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self.reachable = False
@@ -56,6 +60,7 @@ class KafkaOutbox:
 
         def delivered(err: Any, msg: Any) -> None:
             def settle() -> None:
+                self._unconfirmed.pop(id(future), None)
                 if future.done():
                     return
                 if err is not None:
@@ -68,7 +73,12 @@ class KafkaOutbox:
         self._producer.produce(
             self._topic, value, key, timestamp=timestamp_ms, on_delivery=delivered
         )
+        self._unconfirmed[id(future)] = time.monotonic()
         return future
+
+    def oldest_unconfirmed_s(self) -> float:
+        """Age of the oldest send Kafka has not confirmed or refused yet (0 when none)."""
+        return time.monotonic() - min(self._unconfirmed.values(), default=time.monotonic())
 
     def close(self) -> None:
         self._stop.set()

@@ -62,6 +62,11 @@ def create_app(settings: CollectorSettings, outbox: KafkaOutbox) -> web.Applicat
         )
 
     async def healthz(request: web.Request) -> web.Response:
+        # Not alive when a delivery has gone unreported past twice the delivery timeout: the
+        # producer is stuck, and a restart is what helps (requests were answered 503).
+        stuck = outbox.oldest_unconfirmed_s()
+        if stuck > outbox.stuck_after_s:
+            return web.Response(text=f"stuck: a delivery unreported for {stuck:.0f}s\n", status=503)
         return web.Response(text="ok\n")
 
     async def readyz(request: web.Request) -> web.Response:

@@ -16,7 +16,7 @@ ADAPTERS = {
     "streams/kafka/topics.py",
     "sinks/worker/consumer.py",
 }
-PUBLIC_UNDERSCORED = {"_replace", "_asdict", "_fields", "_make"}  # namedtuple's API
+PUBLIC_UNDERSCORED = {"_replace", "_asdict", "_fields", "_make", "_exit"}  # namedtuple's, os
 
 
 def modules() -> list[tuple[str, ast.Module]]:
