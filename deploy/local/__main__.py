@@ -2,7 +2,8 @@
 
 Starts, under one supervisor (honcho): Apache Kafka (KRaft, one node; ``--brokers 3`` for a
 three-node cluster), the faust streams worker, the sink (which applies migrations, owns the
-embedded chDB and serves read-only SQL), the collector and a traffic generator. Every process
+embedded chDB and serves read-only SQL), the collector and a traffic generator; the worker, the
+sink and the collector are started again when they exit with a failure. Every process
 waits for what it needs, so start order does not matter. Ctrl-C stops them all (SIGTERM, then
 SIGKILL after 5 s; the Kafka JVMs die with their supervisor). Every run starts from empty
 topics and an empty ClickHouse unless ``--keep-data`` is given, which keeps both.
@@ -43,6 +44,13 @@ def _secret(path: Path) -> str:
     return path.read_text().strip()
 
 
+def _restarted(command: str) -> str:
+    """``command``, started again after a failure exit (a worker that finds itself stuck stops
+    with exit 1 and relies on that), as Kubernetes and docker-compose's ``restart`` do; a clean
+    exit ends it. Ctrl-C stops the loop with the process (honcho signals the group)."""
+    return f'until {command}; do echo "exited with $?; restarting in 2 s"; sleep 2; done'
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local", description=__doc__)
     parser.add_argument("--data-dir", type=Path, default=Path(".pulse"))
@@ -79,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     processes = {
         "broker": f"exec {py} -m streams broker --port {args.kafka_port} "
         f"--brokers {args.brokers} --data-dir {shlex.quote(str(data / 'kafka-data'))}",
-        "streams": f"exec {py} -m streams worker",
-        "sink": f"exec {py} -m sinks run",
-        "collector": f"exec {py} -m streams collect",
+        "streams": _restarted(f"{py} -m streams worker"),
+        "sink": _restarted(f"{py} -m sinks run"),
+        "collector": _restarted(f"{py} -m streams collect"),
     }
     if not args.no_traffic:
         # The demo publishes the example plugin catalog first, then traffic in envelopes of up to

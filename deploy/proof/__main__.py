@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from deploy.proof import ledger
 from deploy.proof.corpus import Corpus
-from deploy.proof.latency import normal_threshold_ms, recovery_s
+from deploy.proof.latency import longest_silence_s, normal_threshold_ms, recovery_s
 from deploy.proof.load import Load, Phase
 from deploy.proof.stack import Stack
 
@@ -238,6 +238,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated fault names to inject (default: all; none: none)")  # fmt: skip
     add("--outage-s", type=float, default=5.0)
     add("--settle-s", type=float, default=600.0, help="how long the drain may take")
+    add("--max-p99-s", type=float, default=30.0,
+        help="a fault-free phase whose p99 latency passes this fails the proof")  # fmt: skip
+    add("--max-silence-s", type=float, default=60.0,
+        help="a phase in which nothing is stored for longer fails the proof")  # fmt: skip
     add("--seed", type=int, default=7)
     add("--partitions", type=int, default=4)
     add("--brokers", type=int, default=1, choices=[1, 3],
@@ -321,6 +325,36 @@ def drain(db: ledger.ClickHouse, load: Load, settle_s: float) -> int:
     return since_ms
 
 
+def moves(db: ledger.ClickHouse, load: Load, silence_s: float) -> bool:
+    """Whether the stack stored everything produced so far (the warm-up) before anything is
+    measured; it has not if the count stops moving for ``silence_s``."""
+    wanted = len(load.expected.ids)
+    got = db.wait("warm-up", "SELECT count() FROM pulse.events", wanted, 600, silence_s)
+    if got != wanted:
+        print(f"PROOF FAIL: the stack stored {got} of the warm-up's {wanted} events and then "
+              f"nothing for {silence_s:.0f}s", flush=True)  # fmt: skip
+    return got == wanted
+
+
+def judge_latency(db: ledger.ClickHouse, load: Load, max_p99_s: float, max_silence_s: float):
+    """Fault-free phases (the warm-up too, not the capacity burst) within the p99 bound, and
+    no phase with nothing stored for longer than the silence bound."""
+    slow, silent = [], []
+    for run in load.expected.phases:
+        name = run.phase.name
+        p99_s = ledger.latency(db, run.started, run.ended)["p99"] / 1000
+        if not run.phase.faults and name != "capacity" and p99_s > max_p99_s:
+            slow.append(f"{name}: p99 {p99_s:.1f}s > {max_p99_s:g}s")
+        stored = ledger.stored_seconds(db, run.started, run.ended)
+        silence = longest_silence_s(stored, run.started, run.ended)
+        if silence > max_silence_s:
+            silent.append(f"{name}: nothing stored for {silence:.0f}s > {max_silence_s:g}s")
+    return [
+        ledger.Line("fault_free_phases_over_p99_bound", 0, len(slow), slow),
+        ledger.Line("phases_silent_over_bound", 0, len(silent), silent),
+    ]
+
+
 def verdict(db, load: Load, stack: Stack, fault_list: list[Fault], since_ms: int) -> list:
     lines = ledger.check(db, load.expected, RAW_TOPIC, since_ms)
     done = [f for f in fault_list if f.started and not f.error]
@@ -374,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
             warmup_rate = float(args.rates.split(",")[0]) if args.rates else args.warmup_rate
             load.run_phase(Phase("warmup", warmup_rate, int(warmup_rate * args.warmup_s)))
         stack.wait_ready("sink")
+        if not moves(db, load, args.max_silence_s):
+            return 1
         capacity = None if args.rates else measure_capacity(load, db, args.capacity_events)
         phases = plan(args, capacity)
         print(f"  phases: {[p.name for p in phases]}", flush=True)
@@ -382,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.wait_ready("sink")
         since_ms = drain(db, load, args.settle_s)
         lines = verdict(db, load, stack, fault_list, since_ms)
+        lines += judge_latency(db, load, args.max_p99_s, args.max_silence_s)
         for line in lines:
             print(line)
         if load.where is not None:
@@ -397,8 +434,10 @@ def main(argv: list[str] | None = None) -> int:
         stack.shutdown()
         if not ok:  # a failed (or interrupted) proof keeps everything for its post-mortem
             print(f"proof data and logs kept in {data}", flush=True)
-        elif not args.keep and args.data_dir is None:
-            shutil.rmtree(data, ignore_errors=True)
+        elif not args.keep:  # the logs stay, for reading a passing run too
+            for bulky in ("kafka", "clickhouse", "worker-a", "worker-b"):
+                shutil.rmtree(data / bulky, ignore_errors=True)
+            print(f"proof logs kept in {data}", flush=True)
 
 
 def report_latency(db: ledger.ClickHouse, load: Load, fault_list: list[Fault]) -> None:

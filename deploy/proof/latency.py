@@ -1,8 +1,10 @@
-"""When latency is back to normal after a fault (pure)."""
+"""Latency judgements: when it is back to normal after a fault, how long nothing was stored
+(pure)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Mapping
 
 
 def normal_threshold_ms(steady_p99_ms: float) -> float:
@@ -26,3 +28,11 @@ def recovery_s(
         if all(p is not None and p <= threshold_ms for p in window):
             return max(0.0, second - fault_at_s)
     return None
+
+
+def longest_silence_s(stored_seconds: Iterable[int], start_s: float, end_s: float) -> float:
+    """The longest stretch of [start_s, end_s) in which no event was stored, given the
+    seconds (unix) in which events were stored."""
+    marks = sorted(s for s in set(stored_seconds) if start_s <= s < end_s)
+    edges = [start_s, *marks, end_s]
+    return max(b - a for a, b in itertools.pairwise(edges))

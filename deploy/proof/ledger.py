@@ -251,3 +251,13 @@ def p99_by_second(db: ClickHouse, start_s: float, end_s: float) -> dict[int, flo
           AND received_at < fromUnixTimestamp64Milli({int(end_s * 1000)})
         GROUP BY s""")
     return {int(r["s"]): float(r["p99"]) for r in rows}
+
+
+def stored_seconds(db: ClickHouse, start_s: float, end_s: float) -> list[int]:
+    """The seconds (unix) in [start_s, end_s) in which any event was stored."""
+    rows = db.rows(f"""
+        SELECT DISTINCT intDiv(toUnixTimestamp64Milli(inserted_at), 1000) AS s
+        FROM pulse.events
+        WHERE inserted_at >= fromUnixTimestamp64Milli({int(start_s * 1000)})
+          AND inserted_at < fromUnixTimestamp64Milli({int(end_s * 1000)})""")
+    return [int(r["s"]) for r in rows]

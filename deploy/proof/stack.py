@@ -83,7 +83,8 @@ class Member:
 
 
 class CrashWatch:
-    """Records every exit of a member that the proof did not cause, once."""
+    """Records every exit of a member that the proof did not cause, once, and starts it again
+    (as a supervisor would: a worker that stops itself on a stalled flush relies on that)."""
 
     def __init__(self, members: dict[str, Member], crashes: list[Crash]) -> None:
         self._members, self._crashes = members, crashes
@@ -103,6 +104,8 @@ class CrashWatch:
                 if proc is not None and proc.poll() is not None and proc.pid not in m.expected:
                     m.expected.add(proc.pid)  # recorded once
                     self._crashes.append(Crash(m.name, proc.returncode, m.tail()))
+                    if m.proc is proc:  # not restarted by the proof meanwhile
+                        m.start()
             self._stop.wait(0.2)
 
 
@@ -171,8 +174,8 @@ class Stack:
         url = self.members[name].ready_url
         while time.monotonic() - started < timeout_s:
             crashed = [c for c in self.crashes if c.name == name]
-            if crashed:
-                raise RuntimeError(f"{name} crashed:\n{crashed[0].log_tail}")
+            if len(crashed) > 2:  # restarted each time, and crashing again
+                raise RuntimeError(f"{name} keeps crashing:\n{crashed[-1].log_tail}")
             if _answers_ready(url):
                 return time.monotonic() - started
             time.sleep(0.2)

@@ -1,4 +1,4 @@
-from deploy.proof.latency import normal_threshold_ms, recovery_s
+from deploy.proof.latency import longest_silence_s, normal_threshold_ms, recovery_s
 from deploy.proof.ledger import Line
 
 
@@ -21,3 +21,11 @@ def test_a_ledger_line_is_ok_only_when_exact():
     assert Line("x", 1, 1, []).ok and str(Line("x", 1, 1, [])).endswith(" ok")
     assert not Line("x", 1, 2, ["detail"]).ok
     assert "FAIL\n  detail" in str(Line("x", 1, 2, ["detail"]))
+
+
+def test_the_longest_silence_counts_from_the_phase_edges():
+    assert longest_silence_s([101, 102, 103], 100.0, 104.0) == 1.0
+    assert longest_silence_s([101, 160], 100.0, 170.0) == 59.0  # a stall in the middle
+    assert longest_silence_s([105], 100.0, 400.0) == 295.0  # nothing stored after the start
+    assert longest_silence_s([], 100.0, 130.0) == 30.0  # nothing at all
+    assert longest_silence_s([90, 200], 100.0, 130.0) == 30.0  # outside the phase
