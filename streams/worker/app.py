@@ -157,6 +157,7 @@ def _faust_app(settings: WorkerSettings) -> WorkerApp:
     )
     # The producer tracks the metadata of these from the start (see faust_adapter._Producer).
     app.produced_topics = (settings.topic_enriched, settings.topic_dlq, settings.topic_counts)
+    app.wait_empty_deadline_s = settings.flush_deadline_s
     return app
 
 

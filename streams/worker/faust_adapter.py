@@ -99,6 +99,7 @@ class WorkerApp(faust.App):
 
     flush_while_waiting: Callable[[], Awaitable[None]] | None = None
     produced_topics: tuple[str, ...] = ()  # existing topics the producer writes to
+    wait_empty_deadline_s: float = 60.0  # how long a revoke or a stop waits for acknowledgements
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
@@ -109,12 +110,21 @@ class WorkerApp(faust.App):
         # by then at shutdown, so a SIGTERM waited forever, until SIGKILL (the worker's exit
         # status in test_pipeline.py::test_events_and_counts_match_what_was_produced). Flush
         # while waiting: what the agent still processes is persisted and acknowledged too.
+        # faust itself waits without a bound; past the flush deadline the messages still
+        # unacknowledged are left to be processed again (by positions and ids, exactly once).
         waiter = asyncio.ensure_future(super()._consumer_wait_empty(consumer, logger))
-        while not waiter.done():
+        give_up = time.monotonic() + self.wait_empty_deadline_s
+        while not waiter.done() and time.monotonic() < give_up:
             if self.flush_while_waiting is not None:
                 await self.flush_while_waiting()
             await asyncio.wait([waiter], timeout=0.2)
-        await waiter
+        if not waiter.done():
+            logger.error(
+                "messages still unacknowledged after %.0f s; going on without them (they are "
+                "processed again from the last commit)", self.wait_empty_deadline_s,
+            )  # fmt: skip
+            waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
 
 
 def committed_offset(app: faust.App, tp: Any) -> int | None:
