@@ -107,7 +107,8 @@ class StallWatch:
     def __init__(self, guard: SequenceGuard) -> None:
         self._guard = guard
         self._app, self._raw_topic, self._metrics = guard.app, guard.raw_topic, guard.metrics
-        self._progress: dict[Any, tuple[int, float]] = {}  # tp -> (position, since when)
+        # owned partitions with messages waiting -> (position, since when it stands there)
+        self._progress: dict[Any, tuple[int, float]] = {}
 
     async def unstall(self, now: float) -> None:
         # After a rebalance faust was seen to deliver nothing more from a kept partition while
@@ -142,15 +143,18 @@ class StallWatch:
 
     def observe_lag(self, now: float) -> None:
         """The lag of each owned partition, and since when its position has not moved while
-        messages waited (the clock restarts whenever it moves or nothing waits)."""
-        owned = {}
+        messages waited (the clock restarts whenever it moves, nothing waits, or nothing can
+        move: a rebalance or the tables' recovery under way)."""
+        app, owned = self._app, {}
+        held = app.rebalancing or not app.tables.recovery.completed.is_set()
         for tp, end in self._ends():
             position = self._guard.next_offset.get(tp, committed_offset(self._app, tp))
             if end is not None and position is not None:
                 self._metrics.lag.labels(str(tp.partition)).set(max(end - position, 0))
-                last = self._progress.get(tp)
-                moved = last is None or last[0] != position or end <= position
-                owned[tp] = (position, now) if moved else last
+                if end > position:  # messages wait: since when has it stood here?
+                    last = self._progress.get(tp)
+                    moved = held or last is None or last[0] != position
+                    owned[tp] = (position, now) if moved else last
         self._progress = owned
 
     def stalled(self, now: float, bound_s: float) -> list[str]:
@@ -158,12 +162,11 @@ class StallWatch:
         waited; none while a rebalance or the tables' recovery is under way."""
         app = self._app
         if app.rebalancing or not app.tables.recovery.completed.is_set():
-            self._progress.clear()
             return []
         return [
             f"{tp.topic}[{tp.partition}] at {position}"
             for tp, (position, since) in sorted(self._progress.items())
-            if now - max(since, self._guard.settled_at) > bound_s
+            if now - since > bound_s
         ]
 
     def _ends(self) -> list[tuple[Any, int | None]]:

@@ -1,10 +1,14 @@
-"""Reading topics in tests by assignment, without a consumer group: nothing to join or commit."""
+"""Kafka in tests: topics read by assignment, without a consumer group (nothing to join or
+commit), and seeded traffic produced."""
 
 from __future__ import annotations
 
 import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from streams.kafka.producer import EventProducer
+from streams.tools.traffic import Traffic, TrafficConfig
 
 from .conftest import PATIENCE
 
@@ -54,3 +58,19 @@ def control_offsets(bootstrap: str, topic: str) -> int:
         return sum(high - low for low, high in ends.values()) - seen
     finally:
         consumer.close()
+
+
+def recent_traffic(seed: int, *sizes: int) -> list[list[dict]]:
+    """Seeded events of the last ten minutes, with no late ones or duplicates, in slices of
+    these sizes (each slice counted once in events and windows)."""
+    now = int(time.time() * 1000)
+    traffic = Traffic(TrafficConfig(seed=seed, start_ms=now - 600_000, mean_gap_ms=100.0,
+                                    late_fraction=0.0, duplicate_fraction=0.0))  # fmt: skip
+    return [traffic.take(size) for size in sizes]
+
+
+def produce(producer: EventProducer, events: list[dict]) -> None:
+    """Every event sent and confirmed."""
+    for event in events:
+        producer.send(event)
+    producer.flush()

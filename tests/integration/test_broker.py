@@ -21,6 +21,7 @@ from streams.settings import KafkaSettings
 from streams.tools.traffic import Traffic, TrafficConfig
 
 from .conftest import REPO, wait_for
+from .kafka_helpers import produce, recent_traffic
 from .test_collector import events, post, start_collector
 from .test_pipeline import scalar
 
@@ -101,14 +102,9 @@ def test_a_broker_restart_under_a_running_stack_loses_and_duplicates_nothing(
         processes.env.values["PULSE_KAFKA_BOOTSTRAP"] = bootstrap
         monkeypatch.setenv("PULSE_KAFKA_BOOTSTRAP", bootstrap)
         ensure_topics(wait_for_broker(bootstrap), pulse_topics(KafkaSettings()), 4)
-        now = int(time.time() * 1000)
-        traffic = Traffic(TrafficConfig(seed=3, start_ms=now - 600_000, mean_gap_ms=100.0,
-                                        late_fraction=0.0, duplicate_fraction=0.0))  # fmt: skip
-        first, second = traffic.take(600), traffic.take(400)
+        first, second = recent_traffic(3, 600, 400)
         producer = EventProducer(bootstrap, pulse_env["PULSE_TOPIC_RAW"])
-        for event in first:
-            producer.send(event)
-        producer.flush()
+        produce(producer, first)
         processes.start("streams", "streams", "worker")
         processes.start("sink", "sinks", "run")
         collector, base = start_collector(tmp_path, bootstrap, pulse_env["PULSE_TOPIC_RAW"])
@@ -121,9 +117,7 @@ def test_a_broker_restart_under_a_running_stack_loses_and_duplicates_nothing(
             kafka.stop()  # a controlled shutdown, then the same node again on its data
             kafka.start()
 
-            for event in second:  # the producer reconnects by itself
-                producer.send(event)
-            producer.flush()
+            produce(producer, second)  # the producer reconnects by itself
             # The collector answers 503 until its producer is connected again.
             after = events(5, "s-after")  # the same ids on every try: a retry is a duplicate
             wait_for(lambda: post(base, {"events": after})[0] == 202, 120,

@@ -14,9 +14,9 @@ from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.producer import EventProducer
 from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
 from streams.settings import KafkaSettings
-from streams.tools.traffic import Traffic, TrafficConfig
 
 from .conftest import Processes, wait_for
+from .kafka_helpers import produce, recent_traffic
 from .test_pipeline import scalar
 
 DEADLINE_S = 10  # PULSE_FLUSH_DEADLINE_S of the worker and the sink here
@@ -60,14 +60,9 @@ def test_a_frozen_broker_stalls_no_flush_for_good(pulse_env, processes, tmp_path
             processes.env.values[key] = value
             monkeypatch.setenv(key, value)
         ensure_topics(wait_for_broker(bootstrap), pulse_topics(KafkaSettings()), 4, 3)
-        now = int(time.time() * 1000)
-        traffic = Traffic(TrafficConfig(seed=11, start_ms=now - 600_000, mean_gap_ms=100.0,
-                                        late_fraction=0.0, duplicate_fraction=0.0))  # fmt: skip
-        first, second = traffic.take(800), traffic.take(800)
+        first, second = recent_traffic(11, 800, 800)
         producer = EventProducer(bootstrap, pulse_env["PULSE_TOPIC_RAW"])
-        for event in first:
-            producer.send(event)
-        producer.flush()
+        produce(producer, first)
         worker = Supervised(processes, "streams", "streams", "worker")
         sink = Supervised(processes, "sink", "sinks", "run")
         wait_for(lambda: scalar("SELECT count() FROM pulse.events") >= len(first), 180,
