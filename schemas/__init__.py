@@ -15,6 +15,8 @@ ENRICHED_EVENT_BATCH = "pulse.v1.EnrichedEventBatch"
 WINDOW_COUNT = "pulse.v1.WindowCount"
 WINDOW_COUNT_BATCH = "pulse.v1.WindowCountBatch"
 PLUGIN_INFO = "pulse.v1.PluginInfo"
+PERSON = "pulse.v1.Person"
+GROUP_INFO = "pulse.v1.GroupInfo"
 # Batch envelope -> the record its `events` array holds.
 BATCH_ITEMS = {
     ANALYTICS_EVENT_BATCH: ANALYTICS_EVENT,
@@ -28,6 +30,8 @@ __all__ = [
     "BATCH_ITEMS",
     "ENRICHED_EVENT",
     "ENRICHED_EVENT_BATCH",
+    "GROUP_INFO",
+    "PERSON",
     "PLUGIN_INFO",
     "WINDOW_COUNT",
     "WINDOW_COUNT_BATCH",

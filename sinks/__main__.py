@@ -65,7 +65,7 @@ def migrate(dry_run: bool) -> None:
     "--table",
     "tables",
     multiple=True,
-    type=click.Choice(["events", "counts_1m", "dead_letters"]),
+    type=click.Choice(["events", "counts_1m", "dead_letters", "group_members"]),
     help="Tables to sink (default: all).",
 )
 @click.option("--migrate/--no-migrate", "do_migrate", default=True, show_default=True)

@@ -142,6 +142,7 @@ class SinkSettings(ClickHouseSettings):
     topic_enriched: str = "pulse.events.enriched"
     topic_counts: str = "pulse.counts.1m"
     topic_dlq: str = "pulse.events.dlq"
+    topic_groups: str = Field("pulse.catalog.groups", description="each group's population")
     group_prefix: str = Field("pulse-sink", description="consumer group = <prefix>-<table>")
     # Each partition run is one insert and one part per table: small runs mean many parts and
     # merges (sink bench: 73-85k events/s per core at 20,000 rows, 106-112k at 100,000). Under

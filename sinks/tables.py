@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas import ENRICHED_EVENT, ENRICHED_EVENT_BATCH, WINDOW_COUNT, WINDOW_COUNT_BATCH
+from schemas import (
+    ENRICHED_EVENT,
+    ENRICHED_EVENT_BATCH,
+    GROUP_INFO,
+    WINDOW_COUNT,
+    WINDOW_COUNT_BATCH,
+)
 from sinks import dead_letter_rows
 from sinks.settings import SinkSettings
 
@@ -37,11 +43,15 @@ EVENT_COLUMNS = (
     "plugin_lifecycle", "plugin_package", "plugin_category", "extension", "extension_kind",
     "route_ref", "action", "subject", "value", "attributes", "entity_ref", "entity_kind",
     "entity_namespace", "entity_name", "search_types", "is_page_view", "source_partition",
-    "source_offset",
+    "source_offset", "groups",
 )  # fmt: skip
 COUNT_COLUMNS = (
     "window_start", "window_size_ms", "instance_id", "plugin_id", "extension", "action",
     "source_partition", "event_count", "value_sum", "version", "emitted_at",
+)  # fmt: skip
+GROUP_COLUMNS = (
+    "ref", "type", "title", "parents", "ancestors", "members", "direct_members", "deleted",
+    "synced_at",
 )  # fmt: skip
 
 
@@ -61,5 +71,9 @@ def table_specs(settings: SinkSettings) -> dict[str, TableSpec]:
         ),
         "dead_letters": TableSpec(
             "dead_letters", settings.topic_dlq, None, dead_letter_rows.COLUMNS
+        ),
+        # A group's snapshot of a day replaces the day's earlier one: repeats change nothing.
+        "group_members": TableSpec(
+            "group_members", settings.topic_groups, GROUP_INFO, GROUP_COLUMNS, skip_repeats=False
         ),
     }

@@ -50,6 +50,7 @@ def broker(
     no_topics: bool,
 ) -> None:  # fmt: skip
     """Run Apache Kafka (KRaft) on loopback until SIGINT/SIGTERM."""
+    from streams.catalog.topic import ensure_topics_of
     from streams.kafka.broker import EmbeddedBroker
     from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
 
@@ -69,7 +70,9 @@ def broker(
         if not no_topics:
             admin = wait_for_broker(embedded.bootstrap)
             names = pulse_topics(settings)
+            settings.replication_factor = min(brokers, 3)
             created = ensure_topics(admin, names, settings.partitions, min(brokers, 3))
+            ensure_topics_of(admin, settings)
             log.info("topics created: %s", ", ".join(created) or "none (all existed)")
         log.info(
             "Kafka ready on %s (%d node%s, started in %.1fs)",
@@ -144,6 +147,7 @@ def collect_load(url, token, seconds, max_events, batch, clients) -> None:
 @cli.command()
 def topics() -> None:
     """Create Pulse's topics on PULSE_KAFKA_BOOTSTRAP (idempotent)."""
+    from streams.catalog.topic import ensure_topics_of
     from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
 
     settings = KafkaSettings()
@@ -152,6 +156,7 @@ def topics() -> None:
         created = ensure_topics(
             admin, pulse_topics(settings), settings.partitions, settings.replication_factor
         )
+        ensure_topics_of(admin, settings)
     except StreamsError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"created: {', '.join(created) or 'none (all existed)'}")
@@ -257,20 +262,25 @@ def worker() -> None:
         settings = WorkerSettings()
     except Exception as exc:  # pydantic ValidationError: name the missing variable
         raise click.ClickException(f"invalid settings: {exc}") from exc
-    from streams.catalog import CatalogReader, ensure_topic
+    from schemas import PERSON, PLUGIN_INFO
+    from streams.catalog.org import GroupRefs
+    from streams.catalog.table import TopicTable
+    from streams.catalog.topic import ensure_topics_of
 
     try:
         admin = wait_for_broker(settings.kafka_bootstrap, timeout_s=120)
         ensure_topics(
             admin, pulse_topics(settings), settings.partitions, settings.replication_factor
         )
-        ensure_topic(admin, settings.topic_catalog, settings.replication_factor)
+        ensure_topics_of(admin, settings)
     except StreamsError as exc:
         raise click.ClickException(str(exc)) from exc
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = CatalogReader(settings.kafka_bootstrap, settings.topic_catalog).start()
-    log.info("plugin catalog: %d plugins", len(catalog))
-    app = create_app(settings, plugins=catalog)
+    bootstrap = settings.kafka_bootstrap
+    catalog = TopicTable(bootstrap, settings.topic_catalog, PLUGIN_INFO).start()
+    people = TopicTable(bootstrap, settings.topic_people, PERSON, load=GroupRefs()).start()
+    log.info("catalog: %d plugins, %d people in groups", len(catalog), len(people))
+    app = create_app(settings, plugins=catalog, people=people)
     try:
         runner = Worker(app, loglevel=settings.log_level, quiet=True)
         # faust's start-up spinner sets the root logger to DEBUG whenever the level is WARNING
@@ -280,6 +290,7 @@ def worker() -> None:
         runner.execute_from_commandline()
     finally:
         catalog.stop()
+        people.stop()
 
 
 @cli.command()
@@ -320,32 +331,93 @@ def bench(
 
 @cli.group()
 def catalog() -> None:
-    """The plugin catalog (compacted topic PULSE_TOPIC_CATALOG)."""
+    """What Pulse knows besides events: plugins, people's groups (compacted topics)."""
 
 
 @catalog.command("sync")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def catalog_sync(path: Path) -> None:
-    """Make the catalog topic hold exactly the plugins in PATH (YAML)."""
-    from streams.catalog import ensure_topic, load_file, sync
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--from-backstage",
+    "backstage_url",
+    metavar="URL",
+    help="Backstage backend base URL: users and groups from its catalog API.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding a static external-access token for --from-backstage (re-read each sync).",
+)
+@click.option(
+    "--watch",
+    "watch_s",
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="Sync again every SECONDS until SIGTERM/SIGINT; a failed sync keeps the last catalog.",
+)
+@click.option("--allow-empty", is_flag=True, help="Publish an org with no users or groups.")
+def catalog_sync(
+    paths: tuple[Path, ...], backstage_url: str | None, token_file: Path | None,
+    watch_s: float | None, allow_empty: bool,
+) -> None:  # fmt: skip
+    """Make the catalog topics hold exactly PATHS (plugin files, Backstage entity files with
+    Users and Groups) and the catalog behind --from-backstage."""
+    from streams.catalog import CatalogError
+    from streams.catalog.sync import CatalogSync, Sources
+    from streams.catalog.topic import ensure_topics_of
     from streams.kafka.topics import wait_for_broker
+    from streams.settings import CatalogSettings
 
-    settings = KafkaSettings()
     try:
-        wanted = load_file(path)
-        ensure_topic(
-            wait_for_broker(settings.kafka_bootstrap),
-            settings.topic_catalog,
-            settings.replication_factor,
-        )
-        published, deleted = sync(settings.kafka_bootstrap, settings.topic_catalog, wanted)
+        settings = CatalogSettings()
+        sources = Sources(paths, backstage_url, token_file)
+    except CatalogError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except Exception as exc:  # pydantic ValidationError: name the variable
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+    sync = CatalogSync(settings, sources, allow_empty=allow_empty)
+    try:
+        ensure_topics_of(wait_for_broker(settings.kafka_bootstrap), settings)
+        if watch_s is None:
+            for line in sync.round():
+                click.echo(line)
+            return
     except StreamsError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(
-        f"{len(wanted)} plugins in {path}: published {len(published)}"
-        f"{' (' + ', '.join(published) + ')' if published else ''}, deleted {len(deleted)}"
-        f"{' (' + ', '.join(deleted) + ')' if deleted else ''}"
-    )
+    stopping = {"flag": False}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.update(flag=True))
+    sync.watch(watch_s, lambda: stopping["flag"])
+
+
+@catalog.command("demo-org")
+@click.option("--users", default=200, show_default=True, help="As `produce --users`.")
+@click.option("--seed", default=1, show_default=True, help="As `produce --seed`.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+def catalog_demo_org(users: int, seed: int, out: Path | None) -> None:
+    """Backstage Users and Groups for the users `produce` sends with the same --users and
+    --seed (an example org for the local stack)."""
+    import yaml
+
+    from streams.tools.demo_org import entities
+    from streams.tools.traffic import Traffic, TrafficConfig
+
+    text = yaml.safe_dump_all(entities(Traffic(TrafficConfig(seed=seed, users=users)).users))
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+
+
+@catalog.command("bench")
+@click.option("--users", default=50_000, show_default=True)
+@click.option("--groups", default=5_000, show_default=True)
+def catalog_bench(users: int, groups: int) -> None:
+    """A sync of a large org (entity files) with its time and peak RSS, beside reading the
+    YAML alone, on a broker started for it."""
+    from streams.tools.catalog_bench import result_line, run
+
+    logging.getLogger().setLevel(logging.WARNING)
+    click.echo(result_line(run(users, groups)))
 
 
 if __name__ == "__main__":

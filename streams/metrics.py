@@ -58,8 +58,8 @@ class StreamsMetrics:
             ["partition"],
             registry=r,
         )
-        self.catalog_plugins = Gauge(
-            "pulse_streams_catalog_plugins", "Plugins in the catalog table.", registry=r
+        self.catalog = Gauge(  # table: plugins, or people (in at least one group)
+            "pulse_streams_catalog_entries", "Entries of each catalog table.", ["table"], registry=r
         )
         self.window_keys = Gauge(
             "pulse_streams_window_keys", "Live window keys held by this worker.", registry=r

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.job.pseudonymize import Pseudonymizer
 from streams.job.validate import Limits
 
 
@@ -22,6 +23,8 @@ class KafkaSettings(BaseSettings):
     topic_counts: str = "pulse.counts.1m"
     topic_dlq: str = "pulse.events.dlq"
     topic_catalog: str = "pulse.catalog.plugins"
+    topic_people: str = Field("pulse.catalog.people", description="each user's groups")
+    topic_groups: str = Field("pulse.catalog.groups", description="each group's population")
     partitions: int = Field(4, ge=1, description="partition count used when creating topics")
     replication_factor: int = Field(
         1, ge=1, description="copies of each partition of topics Pulse (and faust) creates"
@@ -81,6 +84,19 @@ class WorkerSettings(KafkaSettings):
             max_future_skew_ms=self.max_future_skew_s * 1000,
             max_age_ms=self.max_age_s * 1000,
         )
+
+
+class CatalogSettings(KafkaSettings):
+    """``python -m streams catalog sync``."""
+
+    user_id_secret: SecretStr | None = Field(
+        None, description="HMAC key for user refs (as the worker's); needed to sync people"
+    )
+
+    def keyer(self) -> Pseudonymizer:
+        if self.user_id_secret is None:
+            raise ValueError("PULSE_USER_ID_SECRET is needed to sync people (users are keyed)")
+        return Pseudonymizer(self.user_id_secret.get_secret_value().encode())
 
 
 class CollectorSettings(KafkaSettings):

@@ -92,11 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         "collector": _restarted(f"{py} -m streams collect"),
     }
     if not args.no_traffic:
-        # The demo publishes the example plugin catalog first, then traffic in envelopes of up to
-        # 20 events per session, flushed every second, as the browser module ships them.
+        # The demo publishes the example plugin catalog and an org for its users first, then
+        # traffic in envelopes of up to 20 events per session, flushed every second, as the
+        # browser module ships them.
         catalog = shlex.quote(str(Path(__file__).parents[1] / "catalog" / "plugins.yaml"))
+        org = shlex.quote(str(data / "org.yaml"))
         processes["traffic"] = (
-            f"{py} -m streams catalog sync {catalog} && "
+            f"{py} -m streams catalog demo-org --out {org} && "
+            f"{py} -m streams catalog sync {catalog} {org} && "
             f"exec {py} -m streams produce --rate {args.rate} --batch 20 --no-progress"
         )
 

@@ -23,6 +23,10 @@ SHARDING_KEYS = {
     "sink_intents": "cityHash64(target, topic, partition)",
     "usage_hourly": "cityHash64(hour, instance_id, frontend_system, plugin_id, extension, action)",
     "usage_daily": "cityHash64(day, instance_id, frontend_system, plugin_id, extension, action)",
+    "group_members": "cityHash64(ref)",  # a group's snapshots replace each other on one shard
+    "usage_daily_by_group": (
+        "cityHash64(day, group_ref, instance_id, frontend_system, plugin_id, action)"
+    ),
     "schema_migrations": "version",
 }
 

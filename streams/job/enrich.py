@@ -21,6 +21,8 @@ ROUTED_KINDS = frozenset({"page", "sub-page", "entity-content"})
 _EXTENSION_KIND = re.compile(r"([a-z][a-z0-9-]*):")
 
 PluginLookup = Callable[[str], dict[str, Any] | None]
+# A keyed user id -> the refs of every group the user is in (direct and ancestors).
+PeopleLookup = Callable[[str], tuple[str, ...] | None]
 
 
 # Pure functions of one field are cached: a portal has few plugins, extensions and entities
@@ -72,6 +74,10 @@ def no_plugins(_: str) -> None:
     return None
 
 
+def no_people(_: str) -> None:
+    return None
+
+
 def enrich(
     raw: dict[str, Any],
     *,
@@ -80,6 +86,7 @@ def enrich(
     now_ms: int,
     pseudonymize: Callable[[str | None], str],
     plugins: PluginLookup = no_plugins,
+    people: PeopleLookup = no_people,
 ) -> dict[str, Any]:
     """Map one raw AnalyticsEvent to an EnrichedEvent dict.
 
@@ -100,6 +107,7 @@ def enrich(
     plugin_id = normalise_plugin_id(context.get("plugin_id"))
     info = plugins(plugin_id) if plugin_id != UNKNOWN_PLUGIN else None
     action = raw["action"]
+    user_id = pseudonymize(raw.get("user_id"))
     entity = _entity(context.get("entity_ref"))
     if not entity.name and action == "navigate":
         entity = entity_ref.from_route_params(attrs)
@@ -111,7 +119,8 @@ def enrich(
         "instance_id": source["instance_id"],
         "frontend_system": frontend_system(source["frontend_system"], context),
         "session_id": raw["session_id"],
-        "user_id": pseudonymize(raw.get("user_id")),
+        "user_id": user_id,
+        "groups": list(people(user_id) or ()) if user_id else [],
         "plugin_id": plugin_id,
         "plugin_known": info is not None,
         "plugin_title": info["title"] if info else "",

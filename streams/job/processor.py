@@ -28,7 +28,7 @@ from schemas.dead_letters import STAGE_VALIDATE, source_headers
 from streams.job import windows
 from streams.job.changes import Changes, Flush
 from streams.job.dedup import Deduplicator, Seen
-from streams.job.enrich import PluginLookup, enrich, no_plugins
+from streams.job.enrich import PeopleLookup, PluginLookup, enrich, no_people, no_plugins
 from streams.job.pseudonymize import Pseudonymizer
 from streams.job.rejections import DeadLetter, Rejections
 from streams.job.validate import Limits, ValidationError, validate
@@ -60,6 +60,7 @@ class Processor:
         dedup_max_ids: int,
         counts_store: MutableMapping[str, Any],
         plugins: PluginLookup = no_plugins,
+        people: PeopleLookup = no_people,
         metrics: StreamsMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -69,7 +70,7 @@ class Processor:
         self.metrics = metrics or StreamsMetrics()
         self._decode = Decoder(default_catalog(), [ANALYTICS_EVENT, ANALYTICS_EVENT_BATCH])
         self.rejections = Rejections(self.metrics)
-        self._events = EventPath(self, Pseudonymizer(secret), plugins, window_ms, clock)
+        self._events = EventPath(self, Pseudonymizer(secret), (plugins, people), window_ms, clock)
         self._changes = Changes(self.counter, self.dedup, self.metrics, clock)
         self._messages_in: dict[str, Any] = {}
 
@@ -132,14 +133,15 @@ class EventPath:
         self,
         processor: Processor,
         pseudonymize: Pseudonymizer,
-        plugins: PluginLookup,
+        lookups: tuple[PluginLookup, PeopleLookup],
         window_ms: int,
         clock: Callable[[], float],
     ) -> None:
         self._limits, self._metrics = processor.limits, processor.metrics
         self._dedup, self._counter = processor.dedup, processor.counter
         self._reject = processor.rejections
-        self._pseudonymize, self._plugins = pseudonymize, plugins
+        self._pseudonymize = pseudonymize
+        self._plugins, self._people = lookups
         self._window_ms, self._clock = window_ms, clock
         self.encode = Encoder(default_catalog().latest(ENRICHED_EVENT_BATCH))
 
@@ -172,7 +174,7 @@ class EventPath:
                 continue
             event = enrich(
                 raw, partition=partition, offset=offset, now_ms=now_ms,
-                pseudonymize=self._pseudonymize, plugins=self._plugins,
+                pseudonymize=self._pseudonymize, plugins=self._plugins, people=self._people,
             )  # fmt: skip
             # A replayed message may hold events whose count did not reach the changelog
             # (ids and counts are persisted separately): the position decides.

@@ -4,6 +4,9 @@ Whatever a producer sends, an entity ref such as ``user:default/jane`` or an uns
 of it (which anyone can recompute from a known ref, so it is keyed too), is replaced by
 HMAC-SHA-256 under a secret. A value already keyed by Pulse with the same secret (the collector
 does that) arrives tagged ``hmac-sha256:<64 hex>`` and passes through untagged.
+
+An entity ref is keyed lower-cased, as Backstage compares refs: ``user:default/Jane`` and
+``user:default/jane`` are one user, and the catalog sync keys its users the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import re
 
 PRE_KEYED_PREFIX = "hmac-sha256:"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_ENTITY_REF = re.compile(r"[A-Za-z][A-Za-z0-9-]*:[^/:\s]+/[^/:\s]+")
 
 
 class Pseudonymizer:
@@ -36,7 +40,8 @@ class Pseudonymizer:
             if user_ref.startswith(PRE_KEYED_PREFIX) and _HEX64.fullmatch(tail):
                 digest = tail
             else:
-                digest = hmac.new(self._secret, user_ref.encode(), hashlib.sha256).hexdigest()
+                ref = user_ref.lower() if _ENTITY_REF.fullmatch(user_ref) else user_ref
+                digest = hmac.new(self._secret, ref.encode(), hashlib.sha256).hexdigest()
             if len(self._cache) < 100_000:  # users are few; bound it anyway
                 self._cache[user_ref] = digest
         return digest

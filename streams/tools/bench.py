@@ -39,7 +39,10 @@ from schemas import (
     default_catalog,
 )
 from schemas.machine import vm_speed
+from streams.catalog.org import GroupRefs
+from streams.job.enrich import no_people
 from streams.job.processor import Processor
+from streams.job.pseudonymize import Pseudonymizer
 from streams.job.validate import Limits
 from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.kafka.producer import EventProducer, SessionBatcher
@@ -134,7 +137,7 @@ def _run_pulse(
             "PULSE_TOPIC_CATALOG": f"catalog-{tag}",
             "PULSE_APP_ID": f"bench-{tag}",
             "PULSE_PARTITIONS": str(partitions),
-            "PULSE_USER_ID_SECRET": "benchmark-secret-0123456789",
+            "PULSE_USER_ID_SECRET": BENCH_SECRET.decode(),
             "PULSE_WEB_PORT": str(web),
             "PULSE_DATA_DIR": str(workdir / "pulse"),
             "PULSE_LOG_LEVEL": "warning",
@@ -225,18 +228,40 @@ def _run_quix(
         _stop(proc)
 
 
-def ceilings(messages: list[tuple[bytes, bytes, int]], partitions: int) -> dict[str, float]:
-    """Events/s of the job with no framework (the pure Processor, flushed every 200 envelopes:
-    more often than the worker's once a second), and of fastavro's decode + encode alone."""
+BENCH_SECRET = b"benchmark-secret-0123456789"
+
+
+def people_of(messages: list[tuple[bytes, bytes, int]], secret: bytes) -> dict[str, tuple]:
+    """A people table for the input's users: each in one of 50 teams, under one of 10
+    departments of one organisation (4 group refs per user, shared as the worker shares
+    them)."""
+    keyed, refs = Pseudonymizer(secret), GroupRefs()
+    decode = Decoder(default_catalog(), [ANALYTICS_EVENT, ANALYTICS_EVENT_BATCH])
+    records = [decode(value) for _, value, _ in messages]
+    events = [e for r in records for e in r.get("events", [r])]
+    table = {}
+    for i, user in enumerate(sorted({e["user_id"] for e in events if e["user_id"]})):
+        team = i % 50
+        groups = [f"team-{team}", f"sub-department-{team % 20}", f"department-{team % 5}", "acme"]
+        table[keyed(user)] = refs({"groups": [{"ref": f"group:default/{g}"} for g in groups]})
+    return table
+
+
+def _processor_rate(
+    messages: list[tuple[bytes, bytes, int]], partitions: int, people: dict[str, tuple] | None
+) -> tuple[int, float, float, list[bytes]]:
+    """(events, seconds, CPU seconds, enriched messages) of the pure Processor, flushed every
+    200 envelopes (more often than the worker's once a second)."""
     processor = Processor(
-        secret=b"benchmark-secret-0123456789",
+        secret=BENCH_SECRET,
         limits=Limits(),
         window_ms=60_000,
         retention_ms=3_600_000,
         dedup_horizon_ms=600_000,
         dedup_max_ids=1_000_000,
         counts_store={},
-    )
+        people=people.get if people is not None else no_people,
+    )  # fmt: skip
     events = 0
     enriched: list[bytes] = []
     start, start_cpu = time.perf_counter(), time.thread_time()
@@ -248,8 +273,18 @@ def ceilings(messages: list[tuple[bytes, bytes, int]], partitions: int) -> dict[
         if offset % 200 == 199:
             processor.flush()
     processor.flush()
-    job, job_cpu = time.perf_counter() - start, time.thread_time() - start_cpu
+    return events, time.perf_counter() - start, time.thread_time() - start_cpu, enriched
+
+
+def ceilings(messages: list[tuple[bytes, bytes, int]], partitions: int) -> dict[str, float]:
+    """Events/s of the job with no framework (the pure Processor), without and with a people
+    table to stamp groups from, and of fastavro's decode + encode alone."""
+    events, job, job_cpu, enriched = _processor_rate(messages, partitions, None)
+    people = people_of(messages, BENCH_SECRET)
+    _, job_with_groups, _, stamped = _processor_rate(messages, partitions, people)
     catalog = default_catalog()
+    read = Decoder(catalog, ENRICHED_EVENT_BATCH)
+    with_groups = sum(1 for v in stamped for e in read(v)["events"] if len(e["groups"]) == 4)
     decode = Decoder(catalog, [ANALYTICS_EVENT, ANALYTICS_EVENT_BATCH])
     records = [Decoder(catalog, ENRICHED_EVENT_BATCH)(v) for v in enriched]
     encode = Encoder(catalog.latest(ENRICHED_EVENT_BATCH))
@@ -264,6 +299,8 @@ def ceilings(messages: list[tuple[bytes, bytes, int]], partitions: int) -> dict[
     return {
         "job_alone": events / job,
         "job_alone_cpu": events / job_cpu,
+        "job_with_groups": events / job_with_groups,
+        "stamped_share": with_groups / events,
         "decode_us": decoding / events * 1e6,
         "encode_us": encoding / events * 1e6,
         "codec_alone": events / (decoding + encoding),
@@ -329,12 +366,14 @@ def _report_ceilings(results: dict[str, float], bound: dict[str, float]) -> None
     quix_rate = results.get("quix")
     for name, what in (
         ("job_alone", "the job with no framework (Processor alone, no Kafka)"),
+        ("job_with_groups", "the same, stamping each user's 4 groups from a people table"),
         ("codec_alone", "fastavro decode + encode alone"),
     ):
         ratio = f" = {bound[name] / quix_rate:.2f}x Quix" if quix_rate else ""
         print(f"ceiling: {what}: {bound[name]:,.0f} events/s{ratio}", flush=True)
     print(
-        f"  (decode {bound['decode_us']:.1f} us + encode {bound['encode_us']:.1f} us per event)",
+        f"  ({bound['stamped_share']:.0%} of events stamped with groups, the others have no "
+        f"user; decode {bound['decode_us']:.1f} us + encode {bound['encode_us']:.1f} us per event)",
         flush=True,
     )
     # Per CPU second, the share does not move with the CPU the broker or the VM's neighbours

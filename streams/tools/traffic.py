@@ -98,6 +98,11 @@ class Traffic:
         self._weights = [p[1] for p in _PLUGINS]
         self._users = [f"user:default/{self._name()}-{i}" for i in range(c.users)]
 
+    @property
+    def users(self) -> list[str]:
+        """The user refs this traffic's sessions are drawn from."""
+        return list(self._users)
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self
 

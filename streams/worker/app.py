@@ -22,7 +22,7 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import StreamT
 
-from streams.job.enrich import PluginLookup, no_plugins
+from streams.job.enrich import PeopleLookup, PluginLookup, no_people, no_plugins
 from streams.job.processor import Processor
 from streams.metrics import StreamsMetrics
 from streams.settings import WorkerSettings
@@ -39,16 +39,23 @@ RAW = faust.Schema(key_serializer="raw", value_serializer="raw")
 JSON = faust.Schema(key_serializer="json", value_serializer="json")
 
 
-def create_app(settings: WorkerSettings, plugins: PluginLookup = no_plugins) -> faust.App:
-    """The worker app. ``plugins`` looks plugin metadata up by id (a started CatalogReader)."""
-    return Worker(settings, plugins).app
+def create_app(
+    settings: WorkerSettings,
+    plugins: PluginLookup = no_plugins,
+    people: PeopleLookup = no_people,
+) -> faust.App:
+    """The worker app. ``plugins`` looks plugin metadata up by id, ``people`` a user's groups
+    by keyed id (started catalog TopicTables)."""
+    return Worker(settings, plugins, people).app
 
 
 class Worker:
     """One faust app and the parts it runs: intake, the ordered flush, state reload and the
     recovery watch, the sequence guard, the web pages."""
 
-    def __init__(self, settings: WorkerSettings, plugins: PluginLookup) -> None:
+    def __init__(
+        self, settings: WorkerSettings, plugins: PluginLookup, people: PeopleLookup = no_people
+    ) -> None:
         self.app = app = _faust_app(settings)
         self._raw = app.topic(settings.topic_raw, schema=RAW)
         counts = app.Table(
@@ -58,11 +65,10 @@ class Worker:
         self.metrics = metrics = StreamsMetrics()
         if settings.faust_metrics:  # faust's own sensors, in the same registry
             setup_prometheus_sensors(app, "/metrics/faust", metrics.registry, "pulse_streams_faust")
-        processor = _processor(settings, counts.data, plugins, metrics)
-        raw_name = self._raw.get_topic_name
-        output = Output(app, raw_name)
+        processor = _processor(settings, counts.data, (plugins, people), metrics)
+        output = Output(app, raw_name := self._raw.get_topic_name)
         self.flush = Flush(
-            processor, output, (counts, dedup), settings.topic_counts, metrics, plugins,
+            processor, output, (counts, dedup), settings.topic_counts, metrics, (plugins, people),
             settings.flush_deadline_s, settings.trace_flushes,
         )  # fmt: skip
         self.reload = StateReload(
@@ -72,9 +78,8 @@ class Worker:
         self.guard = SequenceGuard(app, raw_name, metrics)
         self.stalls = StallWatch(self.guard)
         self.watch = RecoveryWatch(app)
-        self.intake = Intake(
-            settings, processor, self.guard, self.reload, output, self.flush, metrics
-        )
+        self.intake = Intake(settings, processor, self.guard, self.reload, output, self.flush,
+                             metrics)  # fmt: skip
         self._dirty = lambda: bool(processor.counter.dirty_buckets)
         app.flush_while_waiting = self._flush_if_running
         self._register(settings.flush_interval_s)
@@ -162,7 +167,10 @@ def _faust_app(settings: WorkerSettings) -> WorkerApp:
 
 
 def _processor(
-    settings: WorkerSettings, counts_store: Any, plugins: PluginLookup, metrics: StreamsMetrics
+    settings: WorkerSettings,
+    counts_store: Any,
+    lookups: tuple[PluginLookup, PeopleLookup],
+    metrics: StreamsMetrics,
 ) -> Processor:
     return Processor(
         secret=settings.user_id_secret.get_secret_value().encode(),
@@ -172,6 +180,7 @@ def _processor(
         dedup_horizon_ms=settings.dedup_horizon_s * 1000,
         dedup_max_ids=settings.dedup_max_ids,
         counts_store=counts_store,
-        plugins=plugins,
+        plugins=lookups[0],
+        people=lookups[1],
         metrics=metrics,
     )

@@ -36,8 +36,10 @@ def test_streams_bench_prints_rates_ceilings_and_result():
         re.M,
     ), text
     assert re.search(r"^per CPU second: .* share [\d.]+$", text, re.M), text
+    stamped = re.search(r"^  \((\d+)% of events stamped with groups", text, re.M)
+    assert stamped and int(stamped[1]) >= 80, text  # 95% of sessions have a user
     ceilings = re.findall(r"^ceiling: .*: ([\d,]+) events/s$", text, re.M)
-    assert len(ceilings) == 2 and all(int(c.replace(",", "")) > 0 for c in ceilings), text
+    assert len(ceilings) == 3 and all(int(c.replace(",", "")) > 0 for c in ceilings), text
     result = text.strip().splitlines()[-1]
     assert re.search(r"^vm speed: fixed pure-Python loop in [\d.]+ s$", text, re.M), text
     assert re.search(r"^pulse exactly-once: [\d,]+ events/s = [\d.]+x at-least-once$", text, re.M)
@@ -73,3 +75,15 @@ def test_sinks_bench_bills_merges_and_prints_result():
     for name, printed in (("sink", match[1]), ("baseline", match[2]), ("engine", match[4])):
         assert abs(statistics.median(per_core[name]) - int(printed)) <= 1, (name, text)
     assert abs(int(match[1]) / int(match[4]) - float(match[5])) <= 0.01, result
+
+
+def test_catalog_bench_syncs_an_org_twice_and_prints_its_result():
+    text = _run("streams", "catalog", "bench", "--users", "500", "--groups", "50")
+    assert re.search(r"^org: 500 users, 50 groups, [\d.]+ MB of entity YAML$", text, re.M), text
+    assert "people: 500 in groups: published 500, deleted 0; groups: 50: published 50" in text
+    assert "people: 500 in groups: published 0, deleted 0; groups: 50: published 0" in text
+    match = re.search(
+        r"RESULT first_s=([\d.]+) unchanged_s=([\d.]+) parse_s=([\d.]+) share=([\d.]+) "
+        r"rss_mb=(\d+)", text.strip().splitlines()[-1],
+    )  # fmt: skip
+    assert match and float(match[1]) > 0 and int(match[5]) > 0, text

@@ -144,3 +144,45 @@ def test_outage_keeps_the_batch_and_commits_nothing_until_it_lands(
         sink.stop()
         thread.join(30)
     assert chdb_client.command(f"SELECT count() FROM {database}.events") == 120
+
+
+def test_an_older_writers_events_take_the_new_columns_defaults(
+    pulse_env, broker, chdb_client, database
+):
+    """Messages written before a schema version added fields (still in the topic during an
+    upgrade) are handed to ClickHouse as they are, the newer columns taking their defaults,
+    not decoded in Python."""
+    ensure_topics(wait_for_broker(broker.bootstrap), pulse_topics(KafkaSettings()), 4)
+    migrate(chdb_client, database)
+    catalog = default_catalog()
+    v1, v2, v3 = catalog.versions(ENRICHED_EVENT)[:3]
+    batch_v1, batch_v2 = catalog.versions(ENRICHED_EVENT_BATCH)[:2]
+    groups = ["group:default/acme", "group:default/web"]
+    values = [
+        Encoder(v1)(enriched(0)),
+        Encoder(v2)({**enriched(1), "plugin_known": True, "plugin_title": "Catalog"}),
+        Encoder(batch_v1)({"events": [enriched(2), enriched(3)]}),
+        Encoder(v3)({**enriched(4), "groups": groups}),
+        Encoder(batch_v2)({"events": [{**enriched(5), "groups": groups}]}),
+    ]
+    publish(broker, pulse_env["PULSE_TOPIC_ENRICHED"], values)
+    sink, thread = start_sink(chdb_client, database)
+    try:
+        count = f"SELECT count() FROM {database}.events"
+        wait_for(lambda: chdb_client.command(count) == 6, 60, "6 rows")
+    finally:
+        sink.stop()
+        thread.join(30)
+    rows = chdb_client.query(
+        f"SELECT source_offset, plugin_known, plugin_title, groups FROM {database}.events "
+        "ORDER BY source_offset"
+    ).result_rows
+    assert rows == [
+        (0, False, "", []), (1, True, "Catalog", []), (2, False, "", []), (3, False, "", []),
+        (4, False, "", groups), (5, False, "", groups),
+    ]  # fmt: skip
+    assert read_topic(broker.bootstrap, pulse_env["PULSE_TOPIC_DLQ"], 0, timeout_s=2) == []
+    fallbacks = sink.metrics.registry.get_sample_value(
+        "pulse_sink_decoded_messages_total", {"table": "events"}
+    )
+    assert fallbacks == 0

@@ -199,8 +199,8 @@ def test_rebalance_crash_duplicates_and_catalog(
         "pulse_streams_duplicate_events_total",
         "pulse_streams_dead_letters_total",
         "pulse_streams_late_events_total",
-        "pulse_streams_catalog_plugins",
+        "pulse_streams_catalog_entries",
         "pulse_streams_message_processing_seconds",
     ):
         assert series in text, series  # fmt: skip
-    assert "pulse_streams_catalog_plugins 10.0" in text
+    assert 'pulse_streams_catalog_entries{table="plugins"} 10.0' in text

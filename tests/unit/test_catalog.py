@@ -1,6 +1,8 @@
 import pytest
 
-from streams.catalog import CatalogError, diff, load_file
+from streams.catalog import CatalogError
+from streams.catalog.plugins import load_file
+from streams.catalog.topic import diff
 
 GOOD = """
 plugins:

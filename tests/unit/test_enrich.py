@@ -3,7 +3,7 @@ import hmac
 
 import pytest
 
-from streams.job.enrich import enrich, frontend_system, normalise_plugin_id
+from streams.job.enrich import enrich, frontend_system, no_people, normalise_plugin_id
 from streams.job.pseudonymize import Pseudonymizer
 from streams.tools.traffic import Traffic
 
@@ -16,13 +16,14 @@ def _raw(**context):
     return event
 
 
-def _enrich(raw, now_ms=None):
+def _enrich(raw, now_ms=None, people=no_people):
     return enrich(
         raw,
         partition=3,
         offset=17,
         now_ms=now_ms if now_ms is not None else raw["event_time"] + 5,
         pseudonymize=Pseudonymizer(SECRET),
+        people=people,
     )
 
 
@@ -100,6 +101,29 @@ def test_user_ids_are_pseudonymized_with_hmac():
     assert _enrich(raw)["user_id"] not in (sha, expected)
     raw["user_id"] = None
     assert _enrich(raw)["user_id"] == ""
+
+
+def test_entity_refs_are_keyed_case_insensitively_as_backstage_compares_them():
+    raw = _raw()
+    expected = hmac.new(SECRET, b"user:default/jane.doe", hashlib.sha256).hexdigest()
+    for ref in ("user:default/Jane.Doe", "User:Default/JANE.DOE", "user:default/jane.doe"):
+        raw["user_id"] = ref
+        assert _enrich(raw)["user_id"] == expected
+    raw["user_id"] = "Jane.Doe@example.com"  # not an entity ref: keyed as it is
+    assert _enrich(raw)["user_id"] == hmac.new(
+        SECRET, b"Jane.Doe@example.com", hashlib.sha256).hexdigest()  # fmt: skip
+
+
+def test_groups_are_stamped_from_the_people_table_by_keyed_id():
+    raw = _raw()
+    raw["user_id"] = "user:default/jane"
+    key = hmac.new(SECRET, b"user:default/jane", hashlib.sha256).hexdigest()
+    people = {key: ("group:default/acme", "group:default/web")}.get
+    assert _enrich(raw, people=people)["groups"] == ["group:default/acme", "group:default/web"]
+    raw["user_id"] = "user:default/stranger"
+    assert _enrich(raw, people=people)["groups"] == []
+    raw["user_id"] = None
+    assert _enrich(raw, people=lambda _: ("group:default/x",))["groups"] == []
 
 
 def test_pseudonymizer_rejects_short_secrets():
