@@ -205,6 +205,7 @@ def _query_server(settings: ClickHouseSettings, bind: str, port: int, registry=N
         limits=settings.query_limits(),
         max_concurrent=settings.query_max_concurrent,
         read_tokens=settings.read_tokens(),
+        min_group_size=settings.min_group_size,
     ).start()
 
 
@@ -262,16 +263,20 @@ FORMATS = {"table": "PrettyCompactMonoBlock", "csv": "CSVWithNames", "json": "JS
 @click.option("--instance", default="", help="Only this Backstage instance.")
 @click.option("--plugin", default="", help="Only this plugin id.")
 @click.option("--frontend-system", type=click.Choice(["", "LEGACY", "NEW", "UNKNOWN"]), default="")
+@click.option("--group", default="", help="One group's members (a ref: group:default/web).")
+@click.option("--group-type", default="", help="Rows of groups of this type (team, ...).")
 @click.option("--limit", default=20, show_default=True, help="Rows of top-N questions.")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="table")
-def query(name, list_, since, until, group_by, instance, plugin, frontend_system, limit, fmt):
+def query(name, list_, since, until, group_by, instance, plugin, frontend_system, group,
+          group_type, limit, fmt):  # fmt: skip
     """Answer a saved question (see --list) over a time range.
 
     Reads the rollups where they hold the answer, raw events where it needs more; the range,
     filters and limit are query parameters, never SQL text."""
+    import json
     from datetime import UTC, datetime
 
-    from sinks.query import questions
+    from sinks.query import api, privacy, questions, rendering
     from sinks.query.sql import run_query
 
     if list_ or not name:
@@ -290,10 +295,22 @@ def query(name, list_, since, until, group_by, instance, plugin, frontend_system
             since=questions.parse_moment(since, now),
             until=questions.parse_moment(until, now),
             group_by=group_by,
-            filters=questions.Filters(instance, plugin, frontend_system),
+            filters=(filters := questions.Filters(instance, plugin, frontend_system, group,
+                                                  group_type)),
             limit=limit,
-        )
-        sys.stdout.write(run_query(settings, sql_text, FORMATS[fmt], params))
+        )  # fmt: skip
+        if not privacy.applies(question, filters):
+            sys.stdout.write(run_query(settings, sql_text, FORMATS[fmt], params))
+            return
+        output = run_query(settings, sql_text, "JSON", params).encode()
+        k = settings.min_group_size
+        columns, rows = api.published(question, filters, output, k)
+        if fmt == "json":
+            sys.stdout.write("".join(json.dumps(r) + "\n" for r in rows))
+        elif fmt == "table":
+            sys.stdout.write(rendering.table_text(columns, rows, k))
+        else:
+            sys.stdout.write(rendering.csv_text(columns, rows, k, "\t" if fmt == "tsv" else ","))
     except ClickHouseError as exc:
         raise click.ClickException(str(exc)) from None
     except SinkError as exc:

@@ -52,6 +52,9 @@ class QueryPortSettings(BaseSettings):
     query_max_threads: int = Field(
         2, ge=1, description="threads per analyst query (the rest stay with ingestion)"
     )
+    min_group_size: int = Field(
+        5, ge=1, description="no saved question publishes a figure about fewer people than this"
+    )
 
     def query_limits(self) -> QueryLimits:
         return QueryLimits(

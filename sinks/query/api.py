@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sinks.query import questions
+from sinks.query import privacy, questions, rendering
 from sinks.query.questions import QuestionError
 
 # name -> (default, what it is); the CLI's `query` options, by the same names.
@@ -22,6 +22,12 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "instance": ("", "only this Backstage instance"),
     "plugin": ("", "only this plugin id"),
     "frontend_system": ("", "only this frontend system: LEGACY, NEW or UNKNOWN"),
+    "group": (
+        "",
+        "one group's members (a ref such as group:default/web); on rows of groups, "
+        "that group and the groups below it",
+    ),
+    "group_type": ("", "rows of groups of this type only (team, department, ...)"),
     "limit": ("20", f"rows of top-N questions, 1 to {questions.MAX_LIMIT}"),
     "format": ("json", "json or csv (or send Accept: text/csv)"),
 }
@@ -58,7 +64,7 @@ def catalogue() -> dict[str, Any]:
 
 def answer(
     name: str, query: dict[str, list[str]], accept: str, database: str, run: Run,
-    now: datetime | None = None,
+    now: datetime | None = None, min_group_size: int = 5,
 ) -> Answer:  # fmt: skip
     """Raises QuestionError (a parameter outside its domain, an unknown question)."""
     question = questions.get(name)
@@ -66,27 +72,48 @@ def answer(
     now = now or datetime.now(UTC)
     since, until = (questions.parse_moment(args[k], now) for k in ("since", "until"))
     limit = _limit(args["limit"])
-    filters = questions.Filters(args["instance"], args["plugin"], args["frontend_system"])
+    filters = questions.Filters(args["instance"], args["plugin"], args["frontend_system"],
+                                args["group"], args["group_type"])  # fmt: skip
     sql, params = questions.render(
         question, database, since=since, until=until, group_by=args["group_by"],
         filters=filters, limit=limit,
     )  # fmt: skip
-    if _wants_csv(query, accept):
+    private = privacy.applies(question, filters)
+    if _wants_csv(query, accept) and not private:
         return Answer(run(sql, params, "CSVWithNames"), "text/csv; charset=UTF-8")
-    output = json.loads(run(sql, params, "JSON"))
-    columns = [{"name": c["name"], "type": c["type"]} for c in output["meta"]]
+    columns, rows = published(question, filters, run(sql, params, "JSON"), min_group_size)
+    if _wants_csv(query, accept):
+        return Answer(rendering.csv_text(columns, rows, min_group_size).encode(),
+                      "text/csv; charset=UTF-8")  # fmt: skip
     body = {
         "question": question.name,
         "title": question.title,
         "parameters": {
             "since": since.isoformat(), "until": until.isoformat(), "group_by": args["group_by"],
             "instance": filters.instance, "plugin": filters.plugin,
-            "frontend_system": filters.frontend_system, "limit": limit,
+            "frontend_system": filters.frontend_system, "group": filters.group,
+            "group_type": filters.group_type, "limit": limit,
         },
         "columns": columns,
-        "rows": [_numbers(row, columns) for row in output["data"]],
+        "rows": rows,
     }  # fmt: skip
+    if private:
+        body["min_group_size"] = min_group_size
     return Answer(json.dumps(body).encode(), "application/json")
+
+
+def published(
+    question: questions.Question, filters: questions.Filters, output: bytes, k: int
+) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """(columns, rows) of ClickHouse's JSON output as every path publishes them: numbers as
+    numbers, and the minimum group size applied where it applies."""
+    data = json.loads(output)
+    columns = [{"name": c["name"], "type": c["type"]} for c in data["meta"]]
+    rows = [_numbers(row, columns) for row in data["data"]]
+    if privacy.applies(question, filters):
+        rows = privacy.withhold(question, rows, k)
+        columns.append({"name": privacy.WITHHELD, "type": "Array(String)"})
+    return columns, rows
 
 
 def _arguments(query: dict[str, list[str]]) -> dict[str, str]:

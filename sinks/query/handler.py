@@ -179,7 +179,8 @@ class _Answering(_Querying):
                 def run(sql: str, values: dict, fmt: str) -> bytes:
                     return service.ask(client, sql, values, fmt, markers)
 
-                return api.answer(name, params, accept, service.guard.database, run)
+                return api.answer(name, params, accept, service.guard.database, run,
+                                  min_group_size=service.min_group_size)  # fmt: skip
 
             try:
                 answer = self._watched(work)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sinks.errors import SinkError
+from sinks.query import team_sql
 
 GROUPINGS = ("hour", "day", "week", "month", "total")
 FRONTEND_SYSTEMS = ("", "LEGACY", "NEW", "UNKNOWN")
@@ -35,6 +36,8 @@ class Filters:
     instance: str = ""
     plugin: str = ""
     frontend_system: str = ""
+    group: str = ""  # a group ref: its members (and, on rows of groups, the groups below it)
+    group_type: str = ""  # rows of groups of this spec.type only
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,19 @@ class Question:
     name: str
     title: str
     sql: str  # with {bucket} (when grouped), {db} and {where}; parameters in {x:Type} form
-    source: str  # "rollup" or "events" or "dead_letters"
+    source: str  # "rollup", "events", "dead_letters", or "groups" (the per-group rollup)
     grouped: bool = False
     filters: bool = True
+    needs: tuple[str, ...] = ()  # filters that must be given (plugin, group)
+    # The minimum group size: for each column counting people, the columns it is the basis
+    # of (withheld with it). Applies to questions about groups always, to others when they
+    # are asked about one group (see ``privacy``).
+    people: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    about_groups: bool = False  # rows are groups (group_ref, parents): withheld as a tree
+
+    @property
+    def group_filtered(self) -> bool:
+        return self.source == "groups" or "{member_of}" in self.sql or "{in_group}" in self.sql
 
 
 # Bucket expressions per source: rollups have `hour` and `day` columns, events `event_time`.
@@ -76,6 +89,21 @@ _FILTERS = (
     " AND ({plugin:String} = '' OR plugin_id = {plugin:String})"
     " AND ({frontend_system:String} = '' OR frontend_system = {frontend_system:String})"
 )
+
+_GROUP_ROWS = (
+    "({group:String} = '' OR group_ref = {group:String} OR has(s.ancestors, {group:String})) "
+    "AND ({group_type:String} = '' OR s.type = {group_type:String})"
+)
+_MEMBER_OF = " AND ({group:String} = '' OR has(groups, {group:String}))"
+# A period's neighbours, and each grouping's first and last period of the range.
+_STEP = {"hour": "addHours({0}, {1})", "day": "addDays({0}, {1})",
+         "week": "addWeeks({0}, {1})", "month": "addMonths({0}, {1})"}  # fmt: skip
+_GROUP_PEOPLE = (
+    ("members", ("members", "active_users", "users", "adoption", "events", "page_views",
+                 "top_plugin", "last_active")),
+    ("active_users", ("active_users", "adoption", "events", "top_plugin")),
+    ("users", ("users", "adoption", "events", "page_views")),
+)  # fmt: skip
 
 _USAGE_COLUMNS = (
     "sum(events) AS events, sum(page_views) AS page_views, "
@@ -230,6 +258,76 @@ QUESTIONS: dict[str, Question] = {
             "dead_letters",
             filters=False,
         ),
+        Question(
+            "teams",
+            "Groups by active members: members (at the end of the range), active users, "
+            "adoption %, events, top plugin",
+            team_sql.TEAMS,
+            "groups",
+            people=_GROUP_PEOPLE,
+            about_groups=True,
+        ),
+        Question(
+            "plugin_adoption_by_team",
+            "For one plugin (--plugin): each group's users of it and adoption % of its members",
+            team_sql.PLUGIN_ADOPTION,
+            "groups",
+            needs=("plugin",),
+            people=_GROUP_PEOPLE,
+            about_groups=True,
+        ),
+        Question(
+            "team_plugins",
+            "For one group (--group): the plugins its members use, with users and adoption %",
+            team_sql.TEAM_PLUGINS,
+            "groups",
+            needs=("group",),
+            people=(
+                ("members", ("members", "users", "adoption", "events", "page_views")),
+                ("users", ("users", "adoption", "events", "page_views")),
+            ),
+        ),
+        Question(
+            "dormant_teams",
+            "Groups with members and no activity in the range (with the filters: no use of "
+            "that plugin), and their last active day before it",
+            team_sql.DORMANT_TEAMS,
+            "groups",
+            people=_GROUP_PEOPLE,
+            about_groups=True,
+        ),
+        Question(
+            "user_lifecycle",
+            "Users per period: new (first event ever), returning (active the period before "
+            "too), resurrecting (active before, not the period before), dormant (active the "
+            "period before, not this one)",
+            team_sql.USER_LIFECYCLE,
+            "events",
+            grouped=True,
+            people=tuple(
+                (c, (c,))
+                for c in ("new_users", "returning_users", "resurrecting_users", "dormant_users")
+            ),
+        ),
+        Question(
+            "stickiness",
+            "Stickiness per day: daily active users / users of the 30 days ending that day",
+            team_sql.STICKINESS,
+            "rollup",
+            people=(("mau", ("dau", "mau", "stickiness")), ("dau", ("dau", "stickiness"))),
+        ),
+        Question(
+            "template_funnel",
+            "Software templates: users who opened each, went past its first step (Next Step) "
+            "and created; runs and time saved",
+            team_sql.TEMPLATE_FUNNEL,
+            "events",
+            people=(
+                ("opened", ("opened",)),
+                ("next_step", ("next_step",)),
+                ("created", ("created", "runs", "time_saved")),
+            ),
+        ),
     ]
 }
 
@@ -261,6 +359,28 @@ def render(
         raise QuestionError(f"the range is empty: {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M}")
     if not 1 <= limit <= MAX_LIMIT:
         raise QuestionError(f"limit must be between 1 and {MAX_LIMIT}")
+    for needed in question.needs:
+        if not getattr(filters, needed):
+            flag = needed.replace("_", "-")
+            raise QuestionError(f"{question.name} is asked about one {needed}: give --{flag}")
+    if question.name == "user_lifecycle" and group_by == "total":
+        raise QuestionError("user_lifecycle compares periods: group by hour, day, week or month")
+    sql = _placeholders(question, group_by, filters).replace("{db}", database)
+    params = {
+        "since": _fmt(since),
+        "until": _fmt(until),
+        "instance": filters.instance,
+        "plugin": filters.plugin,
+        "frontend_system": filters.frontend_system,
+        "group": filters.group,
+        "group_type": filters.group_type,
+        "limit": limit,
+    }
+    used = set(re.findall(r"\{(\w+):", sql))
+    return sql, {k: v for k, v in params.items() if k in used}
+
+
+def _placeholders(question: Question, group_by: str, filters: Filters) -> str:
     # Hourly grouping needs the hourly rollup; everything else reads the daily one.
     rollup = "usage_hourly" if group_by == "hour" else "usage_daily"
     if question.source == "rollup":
@@ -277,24 +397,29 @@ def render(
             "if(first_seen >= {since:DateTime64(3)}, toDate({since:DateTime64(3)}), "
             "toDate({since:DateTime64(3)}) - 1)"
         )
-    sql = (
-        question.sql.replace("{bucket}", bucket)
-        .replace("{first_bucket}", first_bucket)
-        .replace("{rollup}", rollup)
-        .replace("{where}", where)
-        .replace("{filters}", _FILTERS if question.filters else "")
-        .replace("{db}", database)
-    )
-    params = {
-        "since": _fmt(since),
-        "until": _fmt(until),
-        "instance": filters.instance,
-        "plugin": filters.plugin,
-        "frontend_system": filters.frontend_system,
-        "limit": limit,
+    step, period = _STEP.get(group_by, _STEP["day"]), _BUCKETS["events"][group_by]
+    by_group = bool(filters.group)  # stickiness of one group's members
+    replacements = {
+        "{bucket}": bucket,
+        "{first_bucket}": first_bucket,
+        "{rollup}": rollup,
+        "{where}": where,
+        "{filters}": _FILTERS if question.filters else "",
+        "{days}": _ROLLUP_RANGE["day"],
+        "{last_day}": f"toDate({_LAST})",
+        "{group_rows}": _GROUP_ROWS,
+        "{member_of}": _MEMBER_OF,
+        "{in_group}": " AND group_ref = {group:String}" if by_group else "",
+        "{daily}": "usage_daily_by_group" if by_group else "usage_daily",
+        "{prev}": step.format("p", -1),
+        "{next}": step.format("p", 1),
+        "{first_period}": period.replace("event_time", "{since:DateTime64(3)}"),
+        "{last_period}": period.replace("event_time", _LAST),
     }
-    used = set(re.findall(r"\{(\w+):", sql))
-    return sql, {k: v for k, v in params.items() if k in used}
+    sql = question.sql
+    for placeholder, text in replacements.items():
+        sql = sql.replace(placeholder, text)
+    return sql
 
 
 def _fmt(moment: datetime) -> str:

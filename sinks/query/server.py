@@ -14,7 +14,6 @@ for maintenance (an erasure's ``ALTER TABLE ... DELETE``, ``OPTIMIZE``, renames)
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from sinks.clickhouse import call
 from sinks.errors import QueryRefusedError
 from sinks.http_service import HttpService
-from sinks.query import dashboard, questions
+from sinks.query import api, dashboard, questions
 from sinks.query.credentials import Credentials
 from sinks.query.guard import Guard, output_format
 from sinks.query.handler import handler
@@ -37,13 +36,16 @@ from sinks.query.query_metrics import QueryMetrics
 log = logging.getLogger("pulse.sinks.query")
 
 
-def asker(guard: Guard, client: Client) -> dashboard.Ask:
-    """Answers saved questions through the guarded path, on ``client``."""
+def asker(guard: Guard, client: Client, min_group_size: int = 5) -> dashboard.Ask:
+    """Answers saved questions through the guarded path, on ``client``, as published (the
+    minimum group size applied where it applies)."""
 
     def ask(name: str, kw: dict) -> list[dict]:
-        sql, params = questions.render(questions.get(name), guard.database, **kw)
-        text = guard.run(client, sql, "JSONEachRow", params).decode()
-        return [json.loads(line) for line in text.splitlines() if line]
+        question = questions.get(name)
+        sql, params = questions.render(question, guard.database, **kw)
+        output = guard.run(client, sql, "JSON", params)
+        filters = kw.get("filters", questions.Filters())
+        return api.published(question, filters, output, min_group_size)[1]
 
     return ask
 
@@ -76,10 +78,16 @@ class Service:
     """What one request needs: the guard, the pool, the credentials, the metrics."""
 
     def __init__(
-        self, guard: Guard, slots: Slots, metrics: QueryMetrics, credentials: Credentials
+        self,
+        guard: Guard,
+        slots: Slots,
+        metrics: QueryMetrics,
+        credentials: Credentials,
+        min_group_size: int = 5,
     ) -> None:
         self.guard, self.slots, self.metrics = guard, slots, metrics
         self.credentials = credentials
+        self.min_group_size = min_group_size
         self._refusals: set[tuple[str, str]] = set()
 
     def refused_once(self, client: str, kind: str, endpoint: str) -> None:
@@ -105,7 +113,7 @@ class Service:
         return self.guard.run(client, sql, fmt, values, prepared=prepared)
 
     def asker(self, client: Client) -> dashboard.Ask:
-        return asker(self.guard, client)
+        return asker(self.guard, client, self.min_group_size)
 
     def _as_admin(self, client: Client, sql: str, fmt: str, values: dict) -> bytes:
         statement, asked = self.guard.normalise(client, sql)
@@ -133,6 +141,7 @@ class QueryServer(HttpService):
         limits: QueryLimits | None = None,
         max_concurrent: int = 4,
         read_tokens: dict[str, str] | None = None,
+        min_group_size: int = 5,
     ) -> None:
         """``connect``: makes the pool's clients (``max_concurrent`` of them, and one to kill
         queries with). ``registry``: where the request metrics go (the process's; else one of
@@ -144,7 +153,9 @@ class QueryServer(HttpService):
         if not credentials.configured:
             log.warning("no read token is configured (PULSE_QUERY_READ_TOKENS, "
                         "PULSE_QUERY_TOKEN_FILE): every query is refused")  # fmt: skip
-        service = Service(Guard(database, limits), self.slots, self.metrics, credentials)
+        service = Service(
+            Guard(database, limits), self.slots, self.metrics, credentials, min_group_size
+        )
         super().__init__(host, port, handler(service))
 
     def stop(self) -> None:

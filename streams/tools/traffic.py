@@ -3,7 +3,8 @@
 Users with sessions on one or more Backstage instances, both frontend systems, skewed (Zipf-like)
 plugin popularity, and the documented key events: router page views (`navigate` from the
 legacy app's `App` extension or the new system's matched page), link clicks, searches with
-result counts (some empty), result discovery with rank, scaffolder `create` with minutes saved,
+result counts (some empty), result discovery with rank, the scaffolder's funnel (a template
+opened, "Next Step" clicks, `create` with minutes saved),
 TechDocs `not-found`. A configurable share of events arrives late (event time minutes behind
 the stream) and some are sent twice (a client retry), as in real deployments.
 """
@@ -207,13 +208,20 @@ def _act(
         a.attributes = {"to": f"/catalog/{ns}/{kind}/{name}"}
         a.extension = "page:search" if new else "SearchPage"
         a.search_types = "software-catalog"
-    elif roll < 0.97:
-        a.plugin, a.action = "scaffolder", "create"
-        a.subject = "Task has been created"
-        a.value = float(rng.choice([5, 15, 30, 60, 120]))
-        a.attributes = {"templateSteps": rng.randint(1, 6)}
-        a.entity = f"template:default/{rng.choice(_TEMPLATES)}"
+    elif roll < 0.97:  # the scaffolder's funnel: a template opened, its steps, a run
+        template_name = rng.choice(_TEMPLATES)
+        a.plugin, a.entity = "scaffolder", f"template:default/{template_name}"
         a.extension = "page:scaffolder" if new else "ScaffolderPage"
+        step = rng.random()
+        if step < 0.4:
+            a.action, a.subject = "navigate", f"/create/templates/default/{template_name}"
+            a.extension = "page:scaffolder" if new else "App"
+        elif step < 0.7:
+            a.action, a.subject = "click", f"Next Step ({rng.randint(1, 3)})"
+        else:
+            a.action, a.subject = "create", "Task has been created"
+            a.value = float(rng.choice([5, 15, 30, 60, 120]))
+            a.attributes = {"templateSteps": rng.randint(1, 6)}
     else:
         a.plugin, a.action = "techdocs", "not-found"
         a.subject = f"/docs/{ns}/{kind}/{name}/missing"
