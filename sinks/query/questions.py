@@ -55,10 +55,6 @@ class Question:
     people: tuple[tuple[str, tuple[str, ...]], ...] = ()
     about_groups: bool = False  # rows are groups (group_ref, parents): withheld as a tree
 
-    @property
-    def group_filtered(self) -> bool:
-        return self.source == "groups" or "{member_of}" in self.sql or "{in_group}" in self.sql
-
 
 # Bucket expressions per source: rollups have `hour` and `day` columns, events `event_time`.
 _BUCKETS = {
@@ -105,6 +101,9 @@ _GROUP_PEOPLE = (
     ("users", ("users", "adoption", "events", "page_views")),
 )  # fmt: skip
 
+# Usage figures are about the users counted beside them.
+_USAGE_PEOPLE = (("users", ("users", "sessions", "events", "page_views")),)
+
 _USAGE_COLUMNS = (
     "sum(events) AS events, sum(page_views) AS page_views, "
     "uniqExactMerge(users) AS users, uniqExactMerge(sessions) AS sessions"
@@ -122,6 +121,7 @@ QUESTIONS: dict[str, Question] = {
             "GROUP BY period ORDER BY period",
             "rollup",
             grouped=True,
+            people=_USAGE_PEOPLE,
         ),
         Question(
             "new_vs_returning",
@@ -136,6 +136,7 @@ QUESTIONS: dict[str, Question] = {
             "WHERE user_id != '' AND {where} GROUP BY period ORDER BY period",
             "events",
             grouped=True,
+            people=(("new_users", ("new_users",)), ("returning_users", ("returning_users",))),
         ),
         Question(
             "top_plugins",
@@ -144,6 +145,7 @@ QUESTIONS: dict[str, Question] = {
             "GROUP BY plugin_id ORDER BY page_views DESC, users DESC, plugin_id "
             "LIMIT {limit:UInt32}",
             "rollup",
+            people=_USAGE_PEOPLE,
         ),
         Question(
             "top_plugins_by_users",
@@ -152,6 +154,7 @@ QUESTIONS: dict[str, Question] = {
             "GROUP BY plugin_id ORDER BY users DESC, page_views DESC, plugin_id "
             "LIMIT {limit:UInt32}",
             "rollup",
+            people=_USAGE_PEOPLE,
         ),
         Question(
             "plugin_trend",
@@ -160,6 +163,7 @@ QUESTIONS: dict[str, Question] = {
             "WHERE {where} GROUP BY period, plugin_id ORDER BY period, events DESC, plugin_id",
             "rollup",
             grouped=True,
+            people=_USAGE_PEOPLE,
         ),
         Question(
             "instances",
@@ -167,6 +171,7 @@ QUESTIONS: dict[str, Question] = {
             "SELECT instance_id, " + _USAGE_COLUMNS + " FROM {db}.{rollup} WHERE {where} "
             "GROUP BY instance_id ORDER BY events DESC, instance_id LIMIT {limit:UInt32}",
             "rollup",
+            people=_USAGE_PEOPLE,
         ),
         Question(
             "top_extensions",
@@ -175,6 +180,7 @@ QUESTIONS: dict[str, Question] = {
             "WHERE {where} AND extension != '' GROUP BY plugin_id, extension "
             "ORDER BY events DESC, plugin_id, extension LIMIT {limit:UInt32}",
             "rollup",
+            people=_USAGE_PEOPLE,
         ),
         Question(
             "top_templates",
@@ -184,6 +190,7 @@ QUESTIONS: dict[str, Question] = {
             "WHERE {where} AND plugin_id = 'scaffolder' AND action = 'create' "
             "GROUP BY template ORDER BY runs DESC, template LIMIT {limit:UInt32}",
             "events",
+            people=(("users", ("users", "runs", "time_saved")),),
         ),
         Question(
             "top_techdocs",
@@ -194,6 +201,7 @@ QUESTIONS: dict[str, Question] = {
             "WHERE {where} AND plugin_id = 'techdocs' AND entity_ref != '' "
             "GROUP BY entity ORDER BY views DESC, entity LIMIT {limit:UInt32}",
             "events",
+            people=(("users", ("users", "views", "not_found")),),
         ),
         Question(
             "top_entities",
@@ -204,6 +212,7 @@ QUESTIONS: dict[str, Question] = {
             "AND entity_ref != '' GROUP BY entity, kind ORDER BY views DESC, entity "
             "LIMIT {limit:UInt32}",
             "events",
+            people=(("users", ("users", "views")),),
         ),
         Question(
             "top_searches",
@@ -213,6 +222,7 @@ QUESTIONS: dict[str, Question] = {
             "FROM {db}.events FINAL WHERE {where} AND action = 'search' AND term != '' "
             "GROUP BY term ORDER BY searches DESC, term LIMIT {limit:UInt32}",
             "events",
+            people=(("users", ("users", "searches", "mean_results")),),
         ),
         Question(
             "searches_no_results",
@@ -222,6 +232,7 @@ QUESTIONS: dict[str, Question] = {
             "WHERE {where} AND action = 'search' AND value = 0 AND term != '' "
             "GROUP BY term ORDER BY searches DESC, term LIMIT {limit:UInt32}",
             "events",
+            people=(("users", ("users", "searches")),),
         ),
         Question(
             "search_discover_rate",
@@ -230,10 +241,11 @@ QUESTIONS: dict[str, Question] = {
             "sumIf(events, action = 'discover') AS discovers, "
             "round(if(searches = 0, 0, discovers / searches), 4) AS discover_rate, "
             "round(if(discovers = 0, 0, sumIf(value_sum, action = 'discover') / discovers), 2) "
-            "AS mean_rank FROM {db}.{rollup} WHERE {where} "
+            "AS mean_rank, uniqExactMerge(users) AS users FROM {db}.{rollup} WHERE {where} "
             "AND action IN ('search', 'discover') GROUP BY period ORDER BY period",
             "rollup",
             grouped=True,
+            people=(("users", ("users", "searches", "discovers", "discover_rate", "mean_rank")),),
         ),
         Question(
             "unwindowed_events",
@@ -387,8 +399,14 @@ def _placeholders(question: Question, group_by: str, filters: Filters) -> str:
         where = _ROLLUP_RANGE["hour" if rollup == "usage_hourly" else "day"]
     else:
         where = _EVENTS_RANGE
+    in_group = bool(filters.group) and question.filters
     if question.filters:
         where += _FILTERS
+    if in_group and question.source == "rollup":  # the same rollup, per group
+        rollup += "_by_group"
+        where += " AND group_ref = {group:String}"
+    elif in_group and question.source == "events":
+        where += _MEMBER_OF
     source = "rollup" if question.source == "rollup" else "events"
     bucket = _BUCKETS[source][group_by]
     first_bucket = _BUCKETS["events"][group_by].replace("event_time", "first_seen")
@@ -404,11 +422,11 @@ def _placeholders(question: Question, group_by: str, filters: Filters) -> str:
         "{first_bucket}": first_bucket,
         "{rollup}": rollup,
         "{where}": where,
-        "{filters}": _FILTERS if question.filters else "",
+        "{filters}": (_FILTERS if question.filters else "")
+        + (_MEMBER_OF if in_group and question.source == "events" else ""),
         "{days}": _ROLLUP_RANGE["day"],
         "{last_day}": f"toDate({_LAST})",
         "{group_rows}": _GROUP_ROWS,
-        "{member_of}": _MEMBER_OF,
         "{in_group}": " AND group_ref = {group:String}" if by_group else "",
         "{daily}": "usage_daily_by_group" if by_group else "usage_daily",
         "{prev}": step.format("p", -1),

@@ -5,9 +5,9 @@ last day of the range is each group's population (members at the end of the rang
 today's org chart). Activity comes from ``usage_daily_by_group``, where an event counts once
 in each group its user was in when it happened, or from raw ``events`` (lifecycle, funnel).
 Placeholders: ``{db}``, ``{days}`` (the range's whole days), ``{last_day}``, ``{filters}``
-(instance, plugin, frontend system), ``{group_rows}`` (--group and --group-type on a row of
-groups), ``{member_of}`` (--group on raw events), ``{bucket}``, ``{prev}``/``{next}`` (a
-period's neighbours), ``{first_period}``/``{last_period}``.
+(instance, plugin, frontend system; on raw events also --group), ``{group_rows}`` (--group and
+--group-type on a row of groups), ``{bucket}``, ``{prev}``/``{next}`` (a period's
+neighbours), ``{first_period}``/``{last_period}``.
 """
 
 NO_GROUP = "(no group)"
@@ -93,7 +93,7 @@ DORMANT_TEAMS = (
 # before); a user active in the previous period and not in this one is dormant.
 USER_LIFECYCLE = (
     "WITH per AS (SELECT user_id, {bucket} AS period FROM {db}.events FINAL "
-    "WHERE user_id != '' AND event_time < {until:DateTime64(3)}{filters}{member_of} "
+    "WHERE user_id != '' AND event_time < {until:DateTime64(3)}{filters} "
     "GROUP BY user_id, period), "
     "people AS (SELECT user_id, groupArray(period) AS periods, min(period) AS first "
     "FROM per GROUP BY user_id) "
@@ -129,6 +129,6 @@ TEMPLATE_FUNNEL = (
     "uniqExactIf(user_id, user_id != '' AND action = 'create') AS created, "
     "countIf(action = 'create') AS runs, "
     "sumIf(ifNull(value, 0), action = 'create') AS time_saved FROM {db}.events FINAL "
-    "WHERE {where} AND entity_kind = 'template'{member_of} "
+    "WHERE {where} AND entity_kind = 'template' "
     "GROUP BY template ORDER BY created DESC, opened DESC, template LIMIT {limit:UInt32}"
 )

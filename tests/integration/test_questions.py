@@ -338,8 +338,10 @@ def test_searches_no_results_and_discover_rate(chdb_client, dataset):
     got = ask(chdb_client, database, "searches_no_results", limit=10)
     assert expected and numbers(got, "term") == as_floats(expected, "term")
 
-    per_day = defaultdict(lambda: {"s": 0, "d": 0, "rank": 0.0})
+    per_day = defaultdict(lambda: {"s": 0, "d": 0, "rank": 0.0, "users": set()})
     for e in in_range(events):
+        if e["action"] in ("search", "discover") and e["user_id"]:
+            per_day[day_of(e)]["users"].add(e["user_id"])
         if e["action"] == "search":
             per_day[day_of(e)]["s"] += 1
         elif e["action"] == "discover":
@@ -352,6 +354,7 @@ def test_searches_no_results_and_discover_rate(chdb_client, dataset):
             "discovers": v["d"],
             "discover_rate": round(v["d"] / v["s"], 4) if v["s"] else 0,
             "mean_rank": round(v["rank"] / v["d"], 2) if v["d"] else 0,
+            "users": len(v["users"]),
         }
         for d, v in sorted(per_day.items())
     ]

@@ -24,7 +24,9 @@ def test_it_applies_to_group_questions_and_to_questions_about_one_group():
     assert privacy.applies(TEAMS, Filters())
     assert not privacy.applies(FUNNEL, Filters())
     assert privacy.applies(FUNNEL, Filters(group="group:default/web"))
-    assert not privacy.applies(questions.get("top_plugins"), Filters(group="group:default/web"))
+    assert privacy.applies(questions.get("top_plugins"), Filters(group="group:default/web"))
+    assert not privacy.applies(questions.get("top_plugins"), Filters(plugin="catalog"))
+    assert not privacy.applies(questions.get("dead_letters_by_reason"), Filters(group="g"))
 
 
 def test_small_counts_are_withheld_with_what_derives_from_them():

@@ -24,11 +24,49 @@ ENGINE = ReplacingMergeTree(synced_at)
 ORDER BY (day, ref)
 SETTINGS non_replicated_deduplication_window = 1000;
 
--- Daily usage per group (and instance, frontend system, plugin, action), kept up to date like
--- usage_daily: an event counts once in each of its user's groups, so a user in two teams
+-- Usage per group, hourly and daily: usage_hourly and usage_daily with the group as the first
+-- dimension after the time, so every question that reads a rollup can be asked about one
+-- group's members. An event counts once in each of its user's groups: a user in two teams
 -- counts in both, and once in their department. Events of users the catalog does not know
--- (and of no user) count in '(no group)'. Unique users are exact sets (uniqExact states).
--- Events written before the groups column existed are not in this rollup.
+-- (and of no user) count in '(no group)'. Unique users and sessions are exact sets
+-- (uniqExact states). Events written before the groups column existed are not in these.
+CREATE TABLE IF NOT EXISTS {database}.usage_hourly_by_group
+(
+    hour            DateTime('UTC'),
+    group_ref       LowCardinality(String),
+    instance_id     LowCardinality(String),
+    frontend_system LowCardinality(String),
+    plugin_id       LowCardinality(String),
+    extension       LowCardinality(String),
+    action          LowCardinality(String),
+    events          SimpleAggregateFunction(sum, UInt64),
+    page_views      SimpleAggregateFunction(sum, UInt64),
+    value_sum       SimpleAggregateFunction(sum, Float64),
+    users           AggregateFunction(uniqExact, String),
+    sessions        AggregateFunction(uniqExact, String)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, group_ref, instance_id, frontend_system, plugin_id, extension, action)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.usage_hourly_by_group_mv TO {database}.usage_hourly_by_group AS
+SELECT
+    toStartOfHour(event_time) AS hour,
+    arrayJoin(if(empty(groups), ['(no group)'], groups)) AS group_ref,
+    instance_id,
+    frontend_system,
+    plugin_id,
+    extension,
+    action,
+    count() AS events,
+    countIf(is_page_view) AS page_views,
+    sum(ifNull(value, 0)) AS value_sum,
+    uniqExactStateIf(user_id, user_id != '') AS users,
+    uniqExactState(session_id) AS sessions
+FROM {database}.events
+GROUP BY hour, group_ref, instance_id, frontend_system, plugin_id, extension, action;
+
 CREATE TABLE IF NOT EXISTS {database}.usage_daily_by_group
 (
     day             Date,
@@ -36,15 +74,17 @@ CREATE TABLE IF NOT EXISTS {database}.usage_daily_by_group
     instance_id     LowCardinality(String),
     frontend_system LowCardinality(String),
     plugin_id       LowCardinality(String),
+    extension       LowCardinality(String),
     action          LowCardinality(String),
     events          SimpleAggregateFunction(sum, UInt64),
     page_views      SimpleAggregateFunction(sum, UInt64),
     value_sum       SimpleAggregateFunction(sum, Float64),
-    users           AggregateFunction(uniqExact, String)
+    users           AggregateFunction(uniqExact, String),
+    sessions        AggregateFunction(uniqExact, String)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (day, group_ref, instance_id, frontend_system, plugin_id, action)
+ORDER BY (day, group_ref, instance_id, frontend_system, plugin_id, extension, action)
 SETTINGS non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.usage_daily_by_group_mv TO {database}.usage_daily_by_group AS
@@ -54,10 +94,12 @@ SELECT
     instance_id,
     frontend_system,
     plugin_id,
+    extension,
     action,
     count() AS events,
     countIf(is_page_view) AS page_views,
     sum(ifNull(value, 0)) AS value_sum,
-    uniqExactStateIf(user_id, user_id != '') AS users
+    uniqExactStateIf(user_id, user_id != '') AS users,
+    uniqExactState(session_id) AS sessions
 FROM {database}.events
-GROUP BY day, group_ref, instance_id, frontend_system, plugin_id, action;
+GROUP BY day, group_ref, instance_id, frontend_system, plugin_id, extension, action;
