@@ -18,7 +18,7 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.offline
 
-from sinks.query import questions
+from sinks.query import privacy, questions
 
 Ask = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
 """Runs a question: (name, render keyword arguments) -> rows."""
@@ -67,10 +67,10 @@ def _empty(div_id: str, title: str) -> str:
     )
 
 
-def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> str:
+def _table(title: str, rows: list[dict[str, Any]], columns: list[str], k: int = 5) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(_shown(r, c, k))}</td>" for c in columns) + "</tr>"
         for r in rows
     )
     if not rows:
@@ -81,7 +81,14 @@ def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> str:
     )
 
 
-def render(ask: Ask, since: str = "24h", now: datetime | None = None) -> str:
+def _shown(row: dict[str, Any], column: str, k: int) -> str:
+    value = privacy.cell(row, column, k)
+    return "—" if value is None else str(value)
+
+
+def render(
+    ask: Ask, since: str = "24h", now: datetime | None = None, min_group_size: int = 5
+) -> str:
     """The whole page for a range (one of ``RANGES``)."""
     if since not in RANGES:
         raise questions.QuestionError(f"range one of {', '.join(RANGES)}, not {since!r}")
@@ -102,6 +109,7 @@ def render(ask: Ask, since: str = "24h", now: datetime | None = None) -> str:
     no_results = q("searches_no_results", limit=10)
     discover = q("search_discover_rate", group_by=group_by)
     dead = q("dead_letters_by_reason")
+    teams = q("teams", group_by="total", limit=30)
 
     tiles = [
         ("Active users", total.get("users", 0)),
@@ -117,10 +125,17 @@ def render(ask: Ask, since: str = "24h", now: datetime | None = None) -> str:
         _section("templates", "Software templates", _templates(templates)),
         _section("search", "Search", _search(discover), periods=True),
         _section("dead-letters", "Dead letters by reason", _dead_letters(dead)),
+        _section("adoption", "Adoption by team: active members / members", _adoption(teams)),
     ]
     tables = [
         _table("Top searches", searches, ["term", "searches", "users", "mean_results"]),
         _table("Searches with no results", no_results, ["term", "searches", "users"]),
+        _table(
+            f"Teams (figures about fewer than {min_group_size} people are withheld)",
+            teams,
+            ["title", "type", "members", "active_users", "adoption", "top_plugin"],
+            min_group_size,
+        ),
     ]
     picker = "".join(
         f'<a href="?since={r}" class="{"on" if r == since else ""}">{r}</a>' for r in RANGES
@@ -219,6 +234,25 @@ def _search(discover: Rows) -> go.Figure | None:
     fig.update_layout(
         yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "rangemode": "tozero"}
     )
+    return fig
+
+
+def _adoption(teams: Rows) -> go.Figure | None:
+    """Adoption % per group with a population, withheld groups left out."""
+    shown = [r for r in teams if r.get("adoption") is not None]
+    if not shown:
+        return None
+    shown.sort(key=lambda r: (_num(r["adoption"]), str(r["group_ref"])))
+    fig = go.Figure()
+    fig.add_bar(
+        y=[f"{r['title'] or r['group_ref']} ({r['type']})" for r in shown],
+        x=[_num(r["adoption"]) for r in shown],
+        orientation="h",
+        name="adoption %",
+        customdata=[[r["active_users"], r["members"]] for r in shown],
+        hovertemplate="%{x}%: %{customdata[0]} of %{customdata[1]} members<extra></extra>",
+    )
+    fig.update_layout(xaxis={"title": "% of members active", "range": [0, 100]})
     return fig
 
 

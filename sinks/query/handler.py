@@ -209,7 +209,8 @@ class _Answering(_Querying):
                 return
             try:
                 since = params.get("since", ["24h"])[0]
-                page = dashboard.render(self.service.asker(client), since)
+                page = dashboard.render(self.service.asker(client), since,
+                                        min_group_size=self.service.min_group_size)  # fmt: skip
             except questions.QuestionError as exc:
                 self._reply(HTTPStatus.BAD_REQUEST, f"{exc}\n".encode())
                 return

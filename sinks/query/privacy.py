@@ -4,9 +4,9 @@ distinct people (``PULSE_MIN_GROUP_SIZE``).
 It applies to the questions about groups, and to any question asked about one group. In each
 row, a column counting people that holds 1 to k-1 is withheld with every column computed from
 those people (the question's ``people``). On rows of groups, a withheld cell must not come
-back by subtraction (a department's figure minus its other teams'): when exactly one child of
-a group in the answer is withheld in a column, the smallest other child is withheld too, or,
-when it has no other child in the answer, the parent. Zero is published (no one is singled
+back by subtraction (a department's figure minus its other teams'): when a group in the answer
+shows a column in which exactly one of its children is withheld, the smallest other child is
+withheld too, or, when it has no other child in the answer, the group itself. Zero is published (no one is singled
 out by it), and so are totals: the answer's figures are exact or withheld, never perturbed.
 
 Withheld cells become None and each row gets ``withheld``, the names of its withheld columns
@@ -60,16 +60,16 @@ def _no_subtraction(
         changed = False
         for parent, kids in children.items():
             for count, derived in rules.items():
+                if count not in rows[parent] or count in hidden[parent]:
+                    continue  # nothing to subtract from (the grandparent sees to the parent)
                 shut = [i for i in kids if count in hidden[i]]
                 shown = [i for i in kids if count not in hidden[i] and count in rows[i]]
                 if len(shut) != 1:
                     continue
                 if shown:
                     target = min(shown, key=lambda i: (_number(rows[i].get(count)), i))
-                elif count in rows[parent] and count not in hidden[parent]:
-                    target = parent
                 else:
-                    continue
+                    target = parent
                 hidden[target].update(c for c in derived if c in rows[target])
                 changed = True
 

@@ -15,6 +15,7 @@ not hand the aggregate to ``on_window_close``).
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -58,17 +59,15 @@ class Worker:
     ) -> None:
         self.app = app = _faust_app(settings)
         self._raw = app.topic(settings.topic_raw, schema=RAW)
-        counts = app.Table(
-            "window-counts", default=None, partitions=settings.partitions, schema=JSON
-        )
-        dedup = app.Table("dedup-ids", default=None, partitions=settings.partitions, schema=JSON)
+        table = functools.partial(app.Table, default=None, partitions=settings.partitions)
+        counts, dedup = table("window-counts", schema=JSON), table("dedup-ids", schema=JSON)
         self.metrics = metrics = StreamsMetrics()
         if settings.faust_metrics:  # faust's own sensors, in the same registry
             setup_prometheus_sensors(app, "/metrics/faust", metrics.registry, "pulse_streams_faust")
         processor = _processor(settings, counts.data, (plugins, people), metrics)
         output = Output(app, raw_name := self._raw.get_topic_name)
         self.flush = Flush(
-            processor, output, (counts, dedup), settings.topic_counts, metrics, (plugins, people),
+            processor, output, (counts, dedup), settings.topic_counts, metrics,
             settings.flush_deadline_s, settings.trace_flushes,
         )  # fmt: skip
         self.reload = StateReload(
@@ -81,6 +80,7 @@ class Worker:
         self.intake = Intake(settings, processor, self.guard, self.reload, output, self.flush,
                              metrics)  # fmt: skip
         self._dirty = lambda: bool(processor.counter.dirty_buckets)
+        self._catalogs = {"plugins": plugins, "people": people}
         app.flush_while_waiting = self._flush_if_running
         self._register(settings.flush_interval_s)
         liveness = Liveness(self.flush, self.stalls, settings.flush_deadline_s, metrics)
@@ -110,6 +110,7 @@ class Worker:
             if self.flush.stream is not None and (self.flush.unflushed or self._dirty()):
                 await self.flush()
             self.stalls.observe_lag(now)
+            _catalog_sizes(self.metrics, self._catalogs)
             await self.stalls.unstall(now)
             await self.watch.check(now)
 
@@ -129,6 +130,12 @@ class Worker:
             self.metrics.lag.clear()  # partitions may have moved; the timer sets the owned ones
             self.reload.needed = True
             self.guard.rebalanced()
+
+
+def _catalog_sizes(metrics: StreamsMetrics, catalogs: dict[str, Any]) -> None:
+    """The catalog tables' sizes (their own threads follow the topics)."""
+    for name, table in catalogs.items():
+        metrics.catalog.labels(name).set(len(table) if hasattr(table, "__len__") else 0)
 
 
 def _faust_app(settings: WorkerSettings) -> WorkerApp:

@@ -14,7 +14,6 @@ from typing import Any
 from faust.types import EventT, StreamT
 
 from streams.job.changes import Flush as Changes
-from streams.job.enrich import PeopleLookup, PluginLookup
 from streams.job.processor import Processor
 from streams.metrics import StreamsMetrics
 from streams.worker.output import Output
@@ -57,7 +56,6 @@ class Flush:
         tables: tuple[Any, Any],
         topic_counts: str,
         metrics: StreamsMetrics,
-        catalogs: tuple[PluginLookup, PeopleLookup],
         deadline_s: float,
         trace: bool = False,
     ) -> None:
@@ -67,7 +65,7 @@ class Flush:
         self._processor, self._output = processor, output
         self._counts_table, self._dedup_table = tables
         self._topic_counts = topic_counts
-        self._metrics, self._catalogs, self._trace = metrics, catalogs, trace
+        self._metrics, self._trace = metrics, trace
         self._deadline_s = deadline_s
         self.lock = asyncio.Lock()  # processing an event and flushing exclude each other
         self.unflushed = Unflushed()
@@ -92,9 +90,6 @@ class Flush:
             finally:
                 self._running_since = None
             if done:
-                plugins, people = (len(c) if hasattr(c, "__len__") else 0 for c in self._catalogs)
-                self._metrics.catalog.labels("plugins").set(plugins)
-                self._metrics.catalog.labels("people").set(people)
                 self._metrics.flush.observe(time.perf_counter() - started)
 
     async def _persist(self, batch: list[EventT]) -> bool:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from sinks.query import api, privacy, questions
-from sinks.query.guard import run_readonly
+from sinks.query import api, dashboard, privacy, questions
+from sinks.query.guard import Guard, run_readonly
+from sinks.query.server import asker
 from sinks.schema.migrate import migrate
 from sinks.tables import EVENT_COLUMNS, GROUP_COLUMNS
 from streams.catalog.entities import entities
@@ -373,6 +374,16 @@ def test_the_minimum_group_size_on_every_path(chdb_client, seeded):
         assert small["min_group_size"] == K
     finally:
         server.stop()
+
+
+def test_the_dashboard_draws_adoption_by_team_and_withholds_small_groups(chdb_client, seeded):
+    database, events, after = seeded
+    page = dashboard.render(asker(Guard(database), chdb_client), "7d", now=UNTIL)
+    assert '<section class="chart" data-chart="adoption">' in page
+    platform = by_group(in_range(events))["group:default/platform"]
+    members = after.members()["group:default/platform"][0]
+    assert '"x":[' in page and str(adoption(len(users(platform)), members)) in page
+    assert "<td>data</td><td>team</td><td>0</td><td>&lt;5</td>" in page  # two active: withheld
 
 
 def test_every_group_question_through_the_api_equals_its_published_rows(chdb_client, seeded):

@@ -6,8 +6,8 @@
 // that does not answer gives the error state with a retry.
 
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,6 +20,7 @@ const ARRIVAL_MS = 120_000;
 const UI_MS = 60_000;
 const CHROMIUM = '/usr/bin/chromium'; // Debian's package; make test installs it
 const SCREENSHOTS = process.env.PULSE_SCREENSHOTS; // docs/images when the docs' pictures are retaken
+const CATALOG_TOKEN = `pulse-catalog-${randomBytes(12).toString('hex')}`;
 
 describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 * ARRIVAL_MS + 8 * UI_MS }, () => {
   const stack = new Stack();
@@ -42,7 +43,11 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
       config: {
         app: { analytics: { pulse: { endpoint: stack.endpoint, token: stack.token, flushIntervalMs: 300 } } },
         // Backstage's content security policy lets the browser connect to its own origin only.
-        backend: { csp: { 'connect-src': ["'self'", new URL(stack.endpoint).origin] } },
+        backend: {
+          csp: { 'connect-src': ["'self'", new URL(stack.endpoint).origin] },
+          // Pulse's catalog sync reads users and groups with a static token, as docs/backstage.md says.
+          auth: { externalAccess: [{ type: 'static', options: { token: CATALOG_TOKEN, subject: 'pulse-catalog-sync' } }] },
+        },
         auth: { providers: { guest: { userEntityRef: user } } },
         pulse: { baseUrl: way.url, token: stack.queryToken, timeoutMs: 10_000 },
       },
@@ -66,6 +71,13 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
 
   it("stores the app's own navigate and click events, and the insights page shows them", async () => {
     await startBackstage('user:default/analyst');
+    // The org in the app's catalog reaches Pulse through the catalog API, before any event.
+    const tokenFile = join(dir, 'catalog-token');
+    writeFileSync(tokenFile, CATALOG_TOKEN, { mode: 0o600 });
+    const synced = await stack.catalogSync(['--from-backstage', backstage.origin, '--token-file', tokenFile]);
+    assert.match(synced, /people: 11 in groups: published 11, deleted 0/);
+    assert.match(synced, /groups: 4: published 4, deleted 0/);
+    await waitFor('the people in the streams worker', async () => (await stack.workerMetric('pulse_streams_catalog_entries{table="people"}')) === 11, ARRIVAL_MS, stack);
     await onPage(await signIn(backstage.origin), async page => {
     await nav(page, 'Catalog');
     await page.getByRole('link', { name: 'artist-lookup' }).first().click();
@@ -98,6 +110,8 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
       assert.ok(got.some(r => JSON.stringify(r) === JSON.stringify(expected)), `${expected} not in\n${got.join('\n')}`);
     }
     assert.ok(rows.every(r => r.user_id === user && r.frontend_system === 'NEW'), JSON.stringify(rows));
+    const team = ['group:default/acme', 'group:default/engineering', 'group:default/pulse-readers'];
+    assert.ok(rows.every(r => JSON.stringify([...r.groups].sort()) === JSON.stringify(team)), JSON.stringify(rows.map(r => r.groups)));
 
     await nav(page, 'Pulse insights');
     await page.waitForSelector('[data-question="top_plugins"][data-state="ready"]', { timeout: UI_MS });
@@ -130,6 +144,33 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
     await page.waitForFunction(() => !document.querySelector('[data-state="loading"]'), null, { timeout: UI_MS });
     assert.deepEqual(await overflowing(page), [], 'the page is wider than the window');
     await shoot(page, 'backstage-insights.png');
+
+    // Adoption by team: each group's members as the catalog says, and the analyst's team's one
+    // active member withheld (a figure about fewer than five people).
+    await pick(page, 'Grouping', 'Day');
+    await page.waitForSelector('[data-question="teams"][data-state="ready"]', { timeout: UI_MS });
+    const cells = async ref => page.locator(`[data-question="teams"] tr[data-group="${ref}"] td`).allInnerTexts();
+    const readers = await cells('group:default/pulse-readers');
+    assert.deepEqual(readers.slice(1, 3), ['6', '<5'], readers.join(' | '));
+    const platform = await cells('group:default/platform');
+    assert.deepEqual(platform.slice(1, 4), ['5', '0', '0%'], platform.join(' | '));
+
+    // The group picker lists the signed-in user's own team first, and filters every card.
+    const options = await waitFor('the groups in the picker', async () => {
+      const listed = await groupOptions(page);
+      return listed.length > 1 && listed;
+    }, UI_MS);
+    assert.equal(options[0], 'Everyone');
+    assert.equal(options[1], 'Pulse readers (team) · yours', options.join(' | '));
+    await pick(page, 'Group', 'Pulse readers (team) · yours');
+    await page.waitForFunction(() => !document.querySelector('[data-state="loading"]'), null, { timeout: UI_MS });
+    await page.waitForSelector('[data-question="top_plugins"][data-state="ready"]', { timeout: UI_MS });
+    assert.equal(await page.locator('[data-figure="users"]').innerText(), '<5');
+    const filtered = await page.locator('[data-question="top_plugins"] tbody tr').allInnerTexts();
+    assert.ok(filtered.some(text => text.startsWith('catalog') && text.includes('<5')), filtered.join('\n'));
+    assert.deepEqual(await overflowing(page), [], 'the page is wider than the window');
+    await shoot(page, 'backstage-teams.png');
+    await pick(page, 'Group', 'Everyone');
 
     // Pulse stops answering: the error state, with a retry that works once Pulse is back.
     way.down = true;
@@ -204,8 +245,23 @@ async function overflowing(page) {
 }
 
 async function pick(page, label, option) {
-  await page.getByLabel(label).first().click({ timeout: UI_MS }).catch(() => page.getByText(label).locator('..').getByRole('button').click());
-  await page.getByRole('option', { name: option }).click({ timeout: UI_MS });
+  await open(page, label);
+  await page.getByRole('option', { name: option, exact: true }).click({ timeout: UI_MS });
+}
+
+/** Opens the picker labelled `label` (exactly: "Group" is not "Grouping"). */
+async function open(page, label) {
+  await page.getByLabel(label, { exact: true }).first().click({ timeout: UI_MS })
+    .catch(() => page.getByText(label, { exact: true }).locator('..').getByRole('button').click());
+}
+
+/** The group picker's choices, in order. */
+async function groupOptions(page) {
+  await open(page, 'Group');
+  await page.getByRole('option').first().waitFor({ timeout: UI_MS });
+  const options = (await page.getByRole('option').allInnerTexts()).map(text => text.trim());
+  await page.keyboard.press('Escape');
+  return options;
 }
 
 async function shoot(page, name) {

@@ -81,10 +81,29 @@ export class Stack {
     if (this.data) rmSync(this.data, { recursive: true, force: true });
   }
 
+  /** `python -m streams catalog sync ARGS` against this stack's Kafka, with its user id
+   * secret; resolves to what it printed, rejects when it fails. */
+  async catalogSync(args) {
+    const env = { ...process.env, PULSE_KAFKA_BOOTSTRAP: `127.0.0.1:${this.ports.kafka}`, PULSE_USER_ID_SECRET: this.secret };
+    const child = spawn(PYTHON, ['-m', 'streams', 'catalog', 'sync', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    for (const stream of [child.stdout, child.stderr]) stream.on('data', chunk => (output += chunk));
+    const code = await new Promise(resolve => child.on('exit', resolve));
+    if (code !== 0) throw new Error(`catalog sync exited ${code}:\n${output}`);
+    return output;
+  }
+
+  /** A series of the streams worker's /metrics, or undefined. */
+  async workerMetric(series) {
+    const text = await (await fetch(`http://127.0.0.1:${this.ports.web}/metrics`)).text();
+    const line = text.split('\n').find(l => l.startsWith(`${series} `));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  }
+
   /** Rows of pulse.events matching a WHERE clause, through the sink's query server. */
   async rows(where) {
     const sql = `SELECT toString(event_id) AS id, toUnixTimestamp64Milli(event_time) AS time, instance_id, frontend_system,
-        session_id, user_id, plugin_id, extension, route_ref, action, subject, value, attributes, entity_ref, search_types
+        session_id, user_id, groups, plugin_id, extension, route_ref, action, subject, value, attributes, entity_ref, search_types
       FROM pulse.events FINAL WHERE ${where} ORDER BY event_time, subject FORMAT JSONEachRow`;
     const response = await fetch(`http://127.0.0.1:${this.ports.query}/?query=${encodeURIComponent(sql)}`, {
       headers: { Authorization: `Bearer ${this.queryToken}` },

@@ -11,16 +11,24 @@ export interface QuestionParams {
   until?: string;
   group_by?: Grouping;
   instance?: string;
+  plugin?: string;
+  /** One group's members (a ref such as `group:default/web`); on rows of groups, that group
+   * and the groups below it. */
+  group?: string;
+  group_type?: string;
   limit?: number;
 }
 
-export type Cell = string | number | null;
+export type Cell = string | number | boolean | null | string[];
 
 export interface Answer {
   question: string;
   title: string;
   columns: { name: string; type: string }[];
+  /** Each row's `withheld` lists the columns Pulse withheld (figures about fewer than
+   * `min_group_size` people). */
   rows: Record<string, Cell>[];
+  min_group_size?: number;
 }
 
 export interface Catalogue {

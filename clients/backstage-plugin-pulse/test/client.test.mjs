@@ -57,3 +57,22 @@ describe('PulseClient', () => {
     await assert.rejects(html.api.catalogue(), { kind: 'unavailable', message: '502 Bad Gateway' });
   });
 });
+
+describe('the group picker', () => {
+  it("lists the range's groups, the signed-in user's own first, without '(no group)'", async () => {
+    const { groupItems, ALL } = await import('../dist/groups.js');
+    const answer = {
+      rows: [
+        { group_ref: 'group:default/web', title: 'Web', type: 'team' },
+        { group_ref: '(no group)', title: '', type: '' },
+        { group_ref: 'group:default/acme', title: 'ACME Corp', type: 'organization' },
+        { group_ref: 'group:default/platform', title: 'Platform', type: 'team' },
+      ],
+    };
+    const items = groupItems(answer, ['user:default/ada', 'group:default/Platform'], '');
+    assert.deepEqual(items.map(i => i.value), [ALL, 'group:default/platform', 'group:default/acme', 'group:default/web']);
+    assert.equal(items[1].label, 'Platform (team) · yours');
+    const kept = groupItems({ rows: [] }, [], 'group:default/gone');
+    assert.deepEqual(kept.map(i => i.value), [ALL, 'group:default/gone']); // a choice stays listed
+  });
+});

@@ -16,6 +16,14 @@ export function formatCell(value: Cell, numeric?: boolean): string {
   return numeric && typeof value === 'number' ? NUMBER.format(value) : String(value);
 }
 
+/** A cell as the page shows it: `<5` where Pulse withheld it (a figure about fewer than the
+ * minimum group size), else the value. */
+export function shownCell(answer: Answer, row: Record<string, Cell>, column: string, numeric?: boolean): string {
+  const withheld = row.withheld;
+  if (Array.isArray(withheld) && withheld.includes(column)) return `<${answer.min_group_size ?? 5}`;
+  return formatCell(row[column] ?? null, numeric);
+}
+
 export function AnswerTable({ answer, columns }: { answer: Answer; columns: Column[] }) {
   return (
     <Table size="small" aria-label={answer.title}>
@@ -33,7 +41,7 @@ export function AnswerTable({ answer, columns }: { answer: Answer; columns: Colu
           <TableRow key={i}>
             {columns.map(c => (
               <TableCell key={c.name} align={c.numeric ? 'right' : 'left'}>
-                {formatCell(row[c.name] ?? null, c.numeric)}
+                {shownCell(answer, row, c.name, c.numeric)}
               </TableCell>
             ))}
           </TableRow>

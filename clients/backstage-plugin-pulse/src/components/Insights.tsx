@@ -2,7 +2,8 @@
 
 import { Grid, Typography } from '@material-ui/core';
 import type { Answer, Grouping, QuestionParams } from '../api.js';
-import { AnswerTable, type Column, formatCell } from './AnswerTable.js';
+import { AdoptionTable } from './Adoption.js';
+import { AnswerTable, type Column, shownCell } from './AnswerTable.js';
 import { ActiveUsersChart, NewVsReturningChart } from './charts.js';
 import { QuestionCard } from './QuestionCard.js';
 
@@ -38,7 +39,7 @@ function Figures({ answer }: { answer: Answer }) {
       {figures.map(([name, label]) => (
         <Grid item xs={6} md={3} key={name}>
           <Typography variant="h4" data-figure={name}>
-            {formatCell(row[name!] ?? 0, true)}
+            {shownCell(answer, { [name!]: 0, ...row }, name!, true)}
           </Typography>
           <Typography color="textSecondary">{label}</Typography>
         </Grid>
@@ -65,6 +66,17 @@ export function Insights({ params, group }: { params: QuestionParams; group: Exc
       <Grid item xs={12} md={6}>
         <QuestionCard question="new_vs_returning" title="New and returning users" params={grouped} empty="No users in this range.">
           {answer => <NewVsReturningChart answer={answer} />}
+        </QuestionCard>
+      </Grid>
+      <Grid item xs={12} md={6}>
+        <QuestionCard
+          question="teams"
+          title="Adoption by team"
+          subheader="Active members / members at the end of the range"
+          params={{ ...params, group_by: 'total', limit: 20 }}
+          empty="No group is known: sync the catalog's people (catalog sync --from-backstage)."
+        >
+          {answer => <AdoptionTable answer={answer} />}
         </QuestionCard>
       </Grid>
       {TABLES.map(t => (

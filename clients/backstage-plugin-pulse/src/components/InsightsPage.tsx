@@ -20,8 +20,12 @@ export interface InsightsPageProps {
 export function InsightsPage({ header = true }: InsightsPageProps) {
   const api = useApi(pulseApiRef);
   const { state, retry } = useLoad('catalogue', () => api.catalogue());
-  const [selection, setSelection] = useState<Selection>({ since: '7d', group: 'day', instance: '' });
-  const params: QuestionParams = { since: selection.since, ...(selection.instance ? { instance: selection.instance } : {}) };
+  const [selection, setSelection] = useState<Selection>({ since: '7d', group: 'day', instance: '', team: '' });
+  const params: QuestionParams = {
+    since: selection.since,
+    ...(selection.instance ? { instance: selection.instance } : {}),
+    ...(selection.team ? { group: selection.team } : {}),
+  };
   let body;
   if (state.status === 'loading') body = <Progress />;
   else if (state.status === 'failed') body = <Failure error={state.error} retry={retry} />;
