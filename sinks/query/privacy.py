@@ -6,8 +6,9 @@ row, a column counting people that holds 1 to k-1 is withheld with every column 
 those people (the question's ``people``). On rows of groups, a withheld cell must not come
 back by subtraction (a department's figure minus its other teams'): when a group in the answer
 shows a column in which exactly one of its children is withheld, the smallest other child is
-withheld too, or, when it has no other child in the answer, the group itself. Zero is published (no one is singled
-out by it), and so are totals: the answer's figures are exact or withheld, never perturbed.
+withheld too, or, when it has no other child in the answer, the group itself. Zero is
+published (no one is singled out by it), and so are totals: the answer's figures are exact or
+withheld, never perturbed.
 
 Withheld cells become None and each row gets ``withheld``, the names of its withheld columns
 (empty when none was); the CSV and table renderings show ``<k`` in their place.
