@@ -182,6 +182,11 @@ def test_stack_comes_up_grows_and_stops_cleanly(tmp_path):
         known = "SELECT countIf(plugin_known) FROM pulse.events"
         wait_for(lambda: int(query_via_server(url, known, "TSV", token=token)) > 0, 60,
                  "enriched plugins")  # fmt: skip
+        # So is the demo org: its people's events carry their groups; its groups are counted.
+        stamped = "SELECT countIf(notEmpty(groups)) FROM pulse.events"
+        wait_for(lambda: int(query_via_server(url, stamped, "TSV", token=token)) > 0, 60,
+                 "events stamped with groups")  # fmt: skip
+        wait_for(lambda: count(url, "group_members", token) >= 12, 60, "the demo org's groups")
         for secret in ("user-id-secret", "query-token"):
             assert (data / secret).stat().st_mode & 0o077 == 0, secret
         wait_for(lambda: count(url, "usage_hourly", token) > 0, 30, "the rollups")
