@@ -74,6 +74,11 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
     // The org in the app's catalog reaches Pulse through the catalog API, before any event.
     const tokenFile = join(dir, 'catalog-token');
     writeFileSync(tokenFile, CATALOG_TOKEN, { mode: 0o600 });
+    const total = async kind => {
+      const url = `${backstage.origin}/api/catalog/entities/by-query?filter=kind=${kind}&limit=1`;
+      return (await (await fetch(url, { headers: { Authorization: `Bearer ${CATALOG_TOKEN}` } })).json()).totalItems;
+    };
+    await waitFor("the catalog's org", async () => (await total('user')) === 12 && (await total('group')) === 4, STARTUP_MS);
     const synced = await stack.catalogSync(['--from-backstage', backstage.origin, '--token-file', tokenFile]);
     assert.match(synced, /people: 11 in groups: published 11, deleted 0/);
     assert.match(synced, /groups: 4: published 4, deleted 0/);
