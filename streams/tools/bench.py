@@ -279,9 +279,14 @@ def _processor_rate(
 def ceilings(messages: list[tuple[bytes, bytes, int]], partitions: int) -> dict[str, float]:
     """Events/s of the job with no framework (the pure Processor), without and with a people
     table to stamp groups from, and of fastavro's decode + encode alone."""
-    events, job, job_cpu, enriched = _processor_rate(messages, partitions, None)
+    # Without and with groups alternately, twice: the VM's speed moves within seconds.
     people = people_of(messages, BENCH_SECRET)
+    events, job, job_cpu, enriched = _processor_rate(messages, partitions, None)
     _, job_with_groups, _, stamped = _processor_rate(messages, partitions, people)
+    _, again, again_cpu, _ = _processor_rate(messages, partitions, None)
+    _, again_with_groups, _, _ = _processor_rate(messages, partitions, people)
+    job, job_cpu = (job + again) / 2, (job_cpu + again_cpu) / 2
+    job_with_groups = (job_with_groups + again_with_groups) / 2
     catalog = default_catalog()
     read = Decoder(catalog, ENRICHED_EVENT_BATCH)
     with_groups = sum(1 for v in stamped for e in read(v)["events"] if len(e["groups"]) == 4)
