@@ -6,7 +6,9 @@ row, a column counting people that holds 1 to k-1 is withheld with every column 
 those people (the question's ``people``). On rows of groups, a withheld cell must not come
 back by subtraction (a department's figure minus its other teams'): when a group in the answer
 shows a column in which exactly one of its children is withheld, the smallest other child is
-withheld too, or, when it has no other child in the answer, the group itself. Zero is
+withheld too, or, when it has no other child in the answer, the group itself. Where rows are
+bound by sums across periods (the lifecycle), one withheld cell withholds every non-zero
+count of the answer: each sum is then of unknowns only. Zero is
 published (no one is singled out by it), and so are totals: the answer's figures are exact or
 withheld, never perturbed.
 
@@ -37,6 +39,9 @@ def withhold(question: Question, rows: list[dict[str, Any]], k: int) -> list[dic
                 cells.update(c for c in derived if c in row)
     if question.about_groups:
         _no_subtraction(rows, hidden, rules)
+    if question.linked_rows and any(hidden):
+        for row, cells in zip(rows, hidden, strict=True):
+            cells.update(c for c in rules if _number(row.get(c)) != 0)
     out = []
     for row, cells in zip(rows, hidden, strict=True):
         published = {c: (None if c in cells else v) for c, v in row.items()}

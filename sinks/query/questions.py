@@ -54,6 +54,9 @@ class Question:
     # are asked about one group (see ``privacy``).
     people: tuple[tuple[str, tuple[str, ...]], ...] = ()
     about_groups: bool = False  # rows are groups (group_ref, parents): withheld as a tree
+    # Rows bound by sums across periods (lifecycle: last period's actives are this period's
+    # returning plus dormant): one withheld cell withholds every other non-zero one.
+    linked_rows: bool = False
 
 
 # Bucket expressions per source: rollups have `hour` and `day` columns, events `event_time`.
@@ -320,6 +323,7 @@ QUESTIONS: dict[str, Question] = {
                 (c, (c,))
                 for c in ("new_users", "returning_users", "resurrecting_users", "dormant_users")
             ),
+            linked_rows=True,
         ),
         Question(
             "stickiness",

@@ -127,3 +127,19 @@ def test_no_small_cell_is_shown_and_no_withheld_cell_is_alone_under_a_shown_pare
             if column not in parent["withheld"]:  # what it shows is no sum with one unknown
                 assert len(shut) != 1, (column, parent, kids)
     assert set(by_ref) == {r["group_ref"] for r in rows}
+
+
+def test_lifecycle_rows_bound_by_sums_withhold_every_non_zero_count_together():
+    lifecycle = questions.get("user_lifecycle")
+    rows = [
+        {"period": "2026-11-02", "new_users": 9, "returning_users": 0, "resurrecting_users": 0,
+         "dormant_users": 0},
+        {"period": "2026-11-09", "new_users": 0, "returning_users": 6, "resurrecting_users": 0,
+         "dormant_users": 3},  # last week's 9 = 6 returning + 3 dormant
+    ]  # fmt: skip
+    out = privacy.withhold(lifecycle, rows, 5)
+    assert out[1]["dormant_users"] is None
+    assert out[1]["returning_users"] is None and out[0]["new_users"] is None  # else 9 - 6 = 3
+    assert out[0]["returning_users"] == 0 and out[1]["new_users"] == 0
+    clear = privacy.withhold(lifecycle, [dict(rows[0], new_users=12)], 5)
+    assert clear[0]["withheld"] == []
