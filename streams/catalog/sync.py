@@ -17,7 +17,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,9 @@ class Sources:
         if not self.paths and not self.backstage_url:
             raise CatalogError("nothing to sync: give files, --from-backstage, or both")
 
+    def named(self) -> str:
+        return ", ".join([str(p) for p in self.paths] + [self.backstage_url or ""]).strip(", ")
+
 
 @dataclass
 class Read:
@@ -52,7 +55,6 @@ class Read:
 
     plugins: Records | None = None
     org: org.Org | None = None
-    sources: list[str] = field(default_factory=list)
 
 
 def read(sources: Sources) -> Read:
@@ -68,12 +70,10 @@ def read(sources: Sources) -> Read:
             out.plugins = {**(out.plugins or {}), **found}
         else:
             entity_files.append(path)
-        out.sources.append(str(path))
     streams = [entities.entities(entity_files)] if entity_files else []
     if sources.backstage_url and sources.token_file:
         api = BackstageCatalog(sources.backstage_url, _token(sources.token_file))
         streams += [api.entities("user"), api.entities("group")]
-        out.sources.append(sources.backstage_url)
     if streams:
         out.org = org.resolve(itertools.chain(*streams))
     return out
@@ -156,7 +156,7 @@ class CatalogSync:
         live = sum(1 for g in current_groups.values() if not g["deleted"])
         if not groups and not people and (live or current_people) and not self._allow_empty:
             raise CatalogError(
-                f"{', '.join(self._sources_named())} hold no users or groups, and the topics "
+                f"{self._sources.named()} hold no users or groups, and the topics "
                 f"hold {len(current_people)} people and {live} groups: keeping them "
                 "(--allow-empty clears them)"
             )
@@ -171,10 +171,6 @@ class CatalogSync:
             f"groups: {len(groups)}: published {len(changed) - len(gone)}, "
             f"deleted {len(gone)}{' (' + ', '.join(gone[:20]) + ')' if gone else ''}",
         ]
-
-    def _sources_named(self) -> list[str]:
-        named = [str(p) for p in self._sources.paths]
-        return named + ([self._sources.backstage_url] if self._sources.backstage_url else [])
 
     def watch(self, every_s: float, stop: Callable[[], bool]) -> None:
         """A round every ``every_s`` until ``stop``; a failed round is logged and the topics
