@@ -45,9 +45,17 @@ def cli() -> None:
     help="Keep the log here across runs (default: a temporary folder removed at exit).",
 )
 @click.option("--no-topics", is_flag=True, help="Do not create Pulse's topics.")
+@click.option(
+    "--stop-grace-s",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 30),
+    help="On SIGINT/SIGTERM, serve this long before stopping (clients stopped by the same "
+    "signal finish first); the nodes then ignore a signal to this process's group.",
+)
 def broker(
     host: str, port: int, brokers: int, partitions: int | None, data_dir: Path | None,
-    no_topics: bool,
+    no_topics: bool, stop_grace_s: float,
 ) -> None:  # fmt: skip
     """Run Apache Kafka (KRaft) on loopback until SIGINT/SIGTERM."""
     from streams.catalog.topic import ensure_topics_of
@@ -57,7 +65,9 @@ def broker(
     settings = KafkaSettings(kafka_bootstrap=f"{host}:{port}")
     if partitions:
         settings.partitions = partitions
-    embedded = EmbeddedBroker(host, port, brokers=brokers, data_dir=data_dir)
+    embedded = EmbeddedBroker(
+        host, port, brokers=brokers, data_dir=data_dir, own_session=stop_grace_s > 0
+    )
     stop = {"signal": None}
 
     def _stop(signum: int, _frame: object) -> None:
@@ -80,6 +90,9 @@ def broker(
         )  # fmt: skip
         while stop["signal"] is None and all(n.running for n in embedded.nodes):
             time.sleep(0.2)
+        lingering = time.monotonic() + (stop_grace_s if stop["signal"] is not None else 0)
+        while time.monotonic() < lingering and all(n.running for n in embedded.nodes):
+            time.sleep(0.1)
     except StreamsError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:

@@ -5,7 +5,8 @@ three-node cluster), the faust streams worker, the sink (which applies migration
 embedded chDB and serves read-only SQL), the collector and a traffic generator; the worker, the
 sink and the collector are started again when they exit with a failure. Every process
 waits for what it needs, so start order does not matter. Ctrl-C stops them all (SIGTERM, then
-SIGKILL after 5 s; the Kafka JVMs die with their supervisor). Every run starts from empty
+SIGKILL after 5 s); Kafka keeps serving for 3 s of that, so the others stop first, and its JVMs
+die with their supervisor. Every run starts from empty
 topics and an empty ClickHouse unless ``--keep-data`` is given, which keeps both.
 The traffic process publishes ``deploy/catalog/plugins.yaml`` to the catalog topic first.
 """
@@ -85,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     env = _environment(args, data)
     py = shlex.quote(sys.executable)
     processes = {
+        # Kafka outlives the others by 3 s of Ctrl-C, so their last flushes and commits land
+        # (test_local_stack.py: a worker stopping after the broker logs aiokafka tracebacks).
         "broker": f"exec {py} -m streams broker --port {args.kafka_port} "
-        f"--brokers {args.brokers} --data-dir {shlex.quote(str(data / 'kafka-data'))}",
+        f"--brokers {args.brokers} --data-dir {shlex.quote(str(data / 'kafka-data'))} "
+        "--stop-grace-s 3",
         "streams": _restarted(f"{py} -m streams worker"),
         "sink": _restarted(f"{py} -m sinks run"),
         "collector": _restarted(f"{py} -m streams collect"),

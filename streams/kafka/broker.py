@@ -41,8 +41,10 @@ class EmbeddedBroker:
         data_dir: Path | None = None,
         log_path: Path | None = None,
         heap_mb: int = 768,
+        own_session: bool = False,
     ):
         self.host, self.brokers, self.log_path, self.heap_mb = host, brokers, log_path, heap_mb
+        self._own_session = own_session  # the JVMs leave this process's group (Node.launch)
         self._temp = None if data_dir else tempfile.mkdtemp(prefix="pulse-kafka-")
         self.data_dir = Path(data_dir or self._temp)
         self._fixed_port = port or None  # 0: any free port; further nodes always take free ones
@@ -91,7 +93,7 @@ class EmbeddedBroker:
         node = self.nodes[index]
         libs = kafka_dist.ensure_installed()
         config = _write_config(self.data_dir, self.host, node, self.nodes)
-        node.launch(_java(), libs, config, self._logs[index], self.heap_mb)
+        node.launch(_java(), libs, config, self._logs[index], self.heap_mb, self._own_session)
 
     def stop(self, grace_s: float = 30.0) -> None:
         for node in self.nodes:  # all at once: a quorum stops faster than node by node

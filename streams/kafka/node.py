@@ -43,7 +43,12 @@ class Node:
         if done.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed: {done.stdout}{done.stderr}")
 
-    def launch(self, java: str, libs: Path, config: Path, log_path: Path, heap_mb: int) -> None:
+    def launch(
+        self, java: str, libs: Path, config: Path, log_path: Path, heap_mb: int,
+        own_session: bool = False,
+    ) -> None:  # fmt: skip
+        """``own_session``: out of the starter's process group, so a signal to that group (a
+        supervisor stopping it) does not reach the JVM; it still dies with its starter."""
         log = open(log_path, "ab")  # noqa: SIM115 - the child owns it
         cmd = [java, f"-Xmx{heap_mb}m", "-Xms128m", *JVM_OPTS, *LOG4J]
         cmd += ["-cp", kafka_dist.classpath(libs), "kafka.Kafka", str(config)]
@@ -51,8 +56,9 @@ class Node:
         # a short-lived thread would die with it, so only the main thread's children get it.
         main = threading.current_thread() is threading.main_thread()
         self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent if main else None
-        )
+            cmd, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if main else None, start_new_session=own_session,
+        )  # fmt: skip
         log.close()
 
     def stop(self, grace_s: float = 30.0) -> None:
