@@ -24,7 +24,8 @@ SYSTEM_TABLES = frozenset(
      "settings"}
 )  # fmt: skip
 # Scalar functions that read outside the query (files, dictionaries, other tables, models,
-# remote AI services) or describe the host; with their aliases, from ``system.functions``.
+# remote AI services) or describe the host or the server's state (settings, users, version);
+# with their aliases, from ``system.functions``.
 DENIED_CATEGORIES = frozenset(
     {"Dictionary", "Embedded Dictionary", "AI", "Introspection", "Machine Learning"}
 )
@@ -33,7 +34,12 @@ DENIED_FUNCTIONS = frozenset(
      "joingetornull", "hascolumnintable", "getmacro", "getserversetting", "getmergetreesetting",
      "getclienthttpheader", "getoskernelversion", "fqdn", "hostname", "serveruuid",
      "showcertificate", "zookeepersessionuptime", "chdb", "getserverport", "tcpport", "buildid",
-     "currentrequesturl", "catboostevaluate", "modelevaluate"}
+     "currentrequesturl", "catboostevaluate", "modelevaluate",
+     # server state: settings, users and roles, the server's version, uptime and identity
+     "getsetting", "getsettingordefault", "uptime", "version", "revision", "currentuser",
+     "currentprofiles", "currentroles", "enabledprofiles", "enabledroles", "defaultprofiles",
+     "defaultroles", "displayname", "servertimezone", "globalvariable", "connectionid",
+     "shardnum", "shardcount"}
 )  # fmt: skip
 _IN_FAMILY = frozenset(
     f"{g}{n}{op}{s}"

@@ -118,6 +118,8 @@ async def read_body(request: web.Request, max_bytes: int) -> dict[str, Any] | we
         body = json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
         return error(400, "invalid_json", f"the body is not JSON: {exc}")
+    except RecursionError:  # arrays or objects nested past the parser's depth
+        return error(400, "invalid_json", "the body is nested too deeply")
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
         return error(400, "invalid_body", 'the body must be {"events": [...]}')
     return body

@@ -124,6 +124,9 @@ def test_every_refusal_has_its_status_and_reason(collector):
     assert post(collector, {"events": events(1)}, origin="https://evil.example")[1]["error"] == (
         "origin_not_allowed")  # fmt: skip
     assert post(collector, None, raw=b"{not json")[1]["error"] == "invalid_json"
+    deep = b'{"events": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"  # past the parser's depth
+    assert post(collector, None, raw=deep)[:2] == (
+        400, {"error": "invalid_json", "detail": "the body is nested too deeply"})  # fmt: skip
     assert post(collector, {"event": []})[1]["error"] == "invalid_body"
     code, body, _ = post(collector, {"events": events(1001)})
     assert (code, body["error"]) == (413, "too_many_events")
