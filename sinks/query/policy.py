@@ -35,8 +35,9 @@ DENIED_FUNCTIONS = frozenset(
      "getclienthttpheader", "getoskernelversion", "fqdn", "hostname", "serveruuid",
      "showcertificate", "zookeepersessionuptime", "chdb", "getserverport", "tcpport", "buildid",
      "currentrequesturl", "catboostevaluate", "modelevaluate",
-     # server state: settings, users and roles, the server's version, uptime and identity
-     "getsetting", "getsettingordefault", "uptime", "version", "revision", "currentuser",
+     # server state: settings, users and roles, uptime and identity (not version(): clients
+     # such as clickhouse-connect ask it on connecting, test_query_server.py)
+     "getsetting", "getsettingordefault", "uptime", "revision", "currentuser",
      "currentprofiles", "currentroles", "enabledprofiles", "enabledroles", "defaultprofiles",
      "defaultroles", "displayname", "servertimezone", "globalvariable", "connectionid",
      "shardnum", "shardcount"}

@@ -65,7 +65,7 @@ HOSTILE: list[tuple[str, str]] = [
     ("SELECT getServerSetting('path')", "forbidden_function"),
     ("SELECT getSetting('max_memory_usage')", "forbidden_function"),
     ("SELECT getSettingOrDefault('readonly', 0)", "forbidden_function"),
-    ("SELECT version(), uptime(), revision()", "forbidden_function"),
+    ("SELECT uptime(), revision()", "forbidden_function"),
     ("SELECT currentUser(), user(), session_user()", "forbidden_function"),
     ("SELECT currentRoles(), enabledProfiles(), displayName()", "forbidden_function"),
     ("SELECT serverTimeZone()", "forbidden_function"),
