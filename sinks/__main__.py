@@ -265,10 +265,16 @@ FORMATS = {"table": "PrettyCompactMonoBlock", "csv": "CSVWithNames", "json": "JS
 @click.option("--frontend-system", type=click.Choice(["", "LEGACY", "NEW", "UNKNOWN"]), default="")
 @click.option("--group", default="", help="One group's members (a ref: group:default/web).")
 @click.option("--group-type", default="", help="Rows of groups of this type (team, ...).")
+@click.option(
+    "--identity",
+    type=click.Choice(["verified", "all"]),
+    default=None,
+    help="Only users Backstage verified, or all (default: verified when any is).",
+)
 @click.option("--limit", default=20, show_default=True, help="Rows of top-N questions.")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="table")
 def query(name, list_, since, until, group_by, instance, plugin, frontend_system, group,
-          group_type, limit, fmt):  # fmt: skip
+          group_type, identity, limit, fmt):  # fmt: skip
     """Answer a saved question (see --list) over a time range.
 
     Reads the rollups where they hold the answer, raw events where it needs more; the range,
@@ -289,15 +295,16 @@ def query(name, list_, since, until, group_by, instance, plugin, frontend_system
     try:
         question = questions.get(name)
         now = datetime.now(UTC)
-        sql_text, params = questions.render(
+        start, end = questions.parse_moment(since, now), questions.parse_moment(until, now)
+        filters = api.resolve_identity(
             question,
-            settings.database,
-            since=questions.parse_moment(since, now),
-            until=questions.parse_moment(until, now),
-            group_by=group_by,
-            filters=(filters := questions.Filters(instance, plugin, frontend_system, group,
-                                                  group_type)),
-            limit=limit,
+            questions.Filters(instance, plugin, frontend_system, group, group_type, identity or ""),
+            settings.database, start, end,
+            lambda sql, params, out: run_query(settings, sql, out, params).encode(),
+        )  # fmt: skip
+        sql_text, params = questions.render(
+            question, settings.database, since=start, until=end, group_by=group_by,
+            filters=filters, limit=limit,
         )  # fmt: skip
         if not privacy.applies(question, filters):
             sys.stdout.write(run_query(settings, sql_text, FORMATS[fmt], params))

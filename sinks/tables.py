@@ -43,7 +43,7 @@ EVENT_COLUMNS = (
     "plugin_lifecycle", "plugin_package", "plugin_category", "extension", "extension_kind",
     "route_ref", "action", "subject", "value", "attributes", "entity_ref", "entity_kind",
     "entity_namespace", "entity_name", "search_types", "is_page_view", "source_partition",
-    "source_offset", "groups",
+    "source_offset", "groups", "user_verified",
 )  # fmt: skip
 COUNT_COLUMNS = (
     "window_start", "window_size_ms", "instance_id", "plugin_id", "extension", "action",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -99,6 +100,14 @@ class CatalogSettings(KafkaSettings):
         return Pseudonymizer(self.user_id_secret.get_secret_value().encode())
 
 
+class Sender(NamedTuple):
+    """Who posts with a collector token: a Backstage instance, through a browser or through
+    its backend (which takes the user from Backstage's credentials: ``verified``)."""
+
+    instance: str
+    verified: bool
+
+
 class CollectorSettings(KafkaSettings):
     """``python -m streams collect``."""
 
@@ -106,6 +115,11 @@ class CollectorSettings(KafkaSettings):
     collector_bind: str = "127.0.0.1"
     collector_tokens: SecretStr = Field(
         ..., description="instance=token[,instance=token...]: one bearer token per Backstage"
+    )
+    collector_backend_tokens: SecretStr = Field(
+        SecretStr(""),
+        description="instance=token pairs held by Backstage backends (Pulse's backend plugin): "
+        "the users of their events are verified by Backstage",
     )
     cors_origins: str = Field("", description="comma-separated browser origins allowed to POST")
     user_id_secret: SecretStr = Field(..., description="HMAC key for user refs (as the worker's)")
@@ -117,16 +131,21 @@ class CollectorSettings(KafkaSettings):
     max_buffered_messages: int = Field(100_000, ge=1, description="producer queue bound")
     log_level: str = "info"
 
-    def tokens(self) -> dict[str, str]:
-        """token -> instance id."""
-        out = {}
-        for pair in self.collector_tokens.get_secret_value().split(","):
-            instance, sep, token = pair.strip().partition("=")
-            if not sep or not instance or len(token) < 16:
-                raise ValueError(
-                    "PULSE_COLLECTOR_TOKENS: instance=token pairs, tokens of 16+ chars"
-                )
-            out[token] = instance
+    def tokens(self) -> dict[str, Sender]:
+        """token -> who sends with it."""
+        out: dict[str, Sender] = {}
+        kinds = ((self.collector_tokens, False), (self.collector_backend_tokens, True))
+        for setting, verified in kinds:
+            name = "PULSE_COLLECTOR_BACKEND_TOKENS" if verified else "PULSE_COLLECTOR_TOKENS"
+            for pair in setting.get_secret_value().split(","):
+                if not pair.strip() and verified:
+                    continue
+                instance, sep, token = pair.strip().partition("=")
+                if not sep or not instance or len(token) < 16:
+                    raise ValueError(f"{name}: instance=token pairs, tokens of 16+ chars")
+                if token in out:
+                    raise ValueError(f"{name}: a token is given twice")
+                out[token] = Sender(instance, verified)
         return out
 
     @property

@@ -133,6 +133,8 @@ def _environment(args: argparse.Namespace, data: Path) -> dict[str, str]:
         "PULSE_USER_ID_SECRET": _secret(data / "user-id-secret"),
         "PULSE_COLLECTOR_PORT": str(args.collector_port),
         "PULSE_COLLECTOR_TOKENS": f"local={_secret(data / 'collector-token')}",
+        # The token of a Backstage backend running Pulse's plugin: its users are verified.
+        "PULSE_COLLECTOR_BACKEND_TOKENS": f"local={_secret(data / 'backend-token')}",
         # The query port's read token: the sink accepts it, the CLI sends it.
         "PULSE_QUERY_TOKEN_FILE": str(data / "query-token"),
         # Backstage's dev server, unless the caller names its own origins.
@@ -149,7 +151,8 @@ def _announce(args: argparse.Namespace, data: Path) -> None:
     query_token = _secret(data / "query-token")
     print(f"Dashboard: http://127.0.0.1:{args.query_port}/dashboard?token={query_token}")
     print(f"Collector: http://127.0.0.1:{args.collector_port}/v1/events "
-          f"(bearer token in {data / 'collector-token'})")  # fmt: skip
+          f"(bearer token in {data / 'collector-token'}; Backstage's backend plugin's, "
+          f"whose users are verified, in {data / 'backend-token'})")  # fmt: skip
     print(f"Questions: http://127.0.0.1:{args.query_port}/v1/questions "
           f"(bearer token in {data / 'query-token'})")  # fmt: skip
     # The CLI reads .pulse/query-token by itself; another data directory is named.

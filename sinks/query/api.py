@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,11 @@ PARAMETERS: dict[str, tuple[str, str]] = {
         "that group and the groups below it",
     ),
     "group_type": ("", "rows of groups of this type only (team, department, ...)"),
+    "identity": (
+        "",
+        "verified: only events whose user Backstage verified (sent through Pulse's backend "
+        "plugin); all; unset: verified when the range holds any",
+    ),
     "limit": ("20", f"rows of top-N questions, 1 to {questions.MAX_LIMIT}"),
     "format": ("json", "json or csv (or send Accept: text/csv)"),
 }
@@ -73,7 +78,8 @@ def answer(
     since, until = (questions.parse_moment(args[k], now) for k in ("since", "until"))
     limit = _limit(args["limit"])
     filters = questions.Filters(args["instance"], args["plugin"], args["frontend_system"],
-                                args["group"], args["group_type"])  # fmt: skip
+                                args["group"], args["group_type"], args["identity"])  # fmt: skip
+    filters = resolve_identity(question, filters, database, since, until, run)
     sql, params = questions.render(
         question, database, since=since, until=until, group_by=args["group_by"],
         filters=filters, limit=limit,
@@ -92,7 +98,7 @@ def answer(
             "since": since.isoformat(), "until": until.isoformat(), "group_by": args["group_by"],
             "instance": filters.instance, "plugin": filters.plugin,
             "frontend_system": filters.frontend_system, "group": filters.group,
-            "group_type": filters.group_type, "limit": limit,
+            "group_type": filters.group_type, "identity": filters.identity, "limit": limit,
         },
         "columns": columns,
         "rows": rows,
@@ -100,6 +106,20 @@ def answer(
     if private:
         body["min_group_size"] = min_group_size
     return Answer(json.dumps(body).encode(), "application/json")
+
+
+def resolve_identity(
+    question: questions.Question, filters: questions.Filters, database: str,
+    since: datetime, until: datetime, run: Run,
+) -> questions.Filters:  # fmt: skip
+    """``filters`` with an unset identity decided: verified when the range holds any event
+    whose user Backstage verified, all otherwise."""
+    if filters.identity or not question.filters:
+        return filters
+    sql, params = questions.verified_check(database, since=since, until=until, filters=filters)
+    found = json.loads(run(sql, params, "JSON"))["data"]
+    verified = bool(found) and int(found[0]["verified"]) == 1
+    return replace(filters, identity="verified" if verified else "all")
 
 
 def published(
@@ -126,6 +146,8 @@ def _arguments(query: dict[str, list[str]]) -> dict[str, str]:
     args = {name: query.get(name, [default])[-1] for name, (default, _) in PARAMETERS.items()}
     if args["frontend_system"] not in questions.FRONTEND_SYSTEMS:
         raise QuestionError("frontend_system is LEGACY, NEW or UNKNOWN")
+    if args["identity"] not in questions.IDENTITIES:
+        raise QuestionError("identity is verified or all (unset: verified when any is)")
     if args["format"] not in ("json", "csv"):
         raise QuestionError("format is json or csv")
     return args

@@ -19,6 +19,7 @@ from sinks.query import team_sql
 
 GROUPINGS = ("hour", "day", "week", "month", "total")
 FRONTEND_SYSTEMS = ("", "LEGACY", "NEW", "UNKNOWN")
+IDENTITIES = ("", "verified", "all")
 MAX_LIMIT = 10_000
 
 
@@ -38,6 +39,9 @@ class Filters:
     frontend_system: str = ""
     group: str = ""  # a group ref: its members (and, on rows of groups, the groups below it)
     group_type: str = ""  # rows of groups of this spec.type only
+    # "verified": only events whose user Backstage verified; "all"; "" leaves it to
+    # ``resolve_identity`` (verified when the range holds any), and renders as "all".
+    identity: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ _FILTERS = (
     " AND ({instance:String} = '' OR instance_id = {instance:String})"
     " AND ({plugin:String} = '' OR plugin_id = {plugin:String})"
     " AND ({frontend_system:String} = '' OR frontend_system = {frontend_system:String})"
+    " AND (NOT {verified:Bool} OR user_verified)"
 )
 
 _GROUP_ROWS = (
@@ -390,10 +395,24 @@ def render(
         "frontend_system": filters.frontend_system,
         "group": filters.group,
         "group_type": filters.group_type,
+        "verified": filters.identity == "verified",
         "limit": limit,
     }
     used = set(re.findall(r"\{(\w+):", sql))
     return sql, {k: v for k, v in params.items() if k in used}
+
+
+def verified_check(
+    database: str, *, since: datetime, until: datetime, filters: Filters
+) -> tuple[str, dict[str, Any]]:
+    """(SQL, parameters) answering whether the days of the range hold any event whose user
+    Backstage verified, for the filtered instance: what an unset ``identity`` defaults to."""
+    sql = (
+        "SELECT toUInt8(count() > 0) AS verified FROM (SELECT 1 FROM {db}.usage_daily "
+        f"WHERE user_verified AND {_ROLLUP_RANGE['day']} "
+        "AND ({instance:String} = '' OR instance_id = {instance:String}) LIMIT 1)"
+    ).replace("{db}", database)
+    return sql, {"since": _fmt(since), "until": _fmt(until), "instance": filters.instance}
 
 
 def _placeholders(question: Question, group_by: str, filters: Filters) -> str:

@@ -42,9 +42,12 @@ def asker(guard: Guard, client: Client, min_group_size: int = 5) -> dashboard.As
 
     def ask(name: str, kw: dict) -> list[dict]:
         question = questions.get(name)
-        sql, params = questions.render(question, guard.database, **kw)
+        filters = api.resolve_identity(
+            question, kw.get("filters", questions.Filters()), guard.database, kw["since"],
+            kw["until"], lambda sql, params, fmt: guard.run(client, sql, fmt, params),
+        )  # fmt: skip
+        sql, params = questions.render(question, guard.database, **{**kw, "filters": filters})
         output = guard.run(client, sql, "JSON", params)
-        filters = kw.get("filters", questions.Filters())
         return api.published(question, filters, output, min_group_size)[1]
 
     return ask

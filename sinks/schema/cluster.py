@@ -44,6 +44,8 @@ _CREATE_MV = re.compile(
 )
 _CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (?P<db>\w+)\.(?P<view>\w+) AS", re.I)
 _ALTER = re.compile(r"^ALTER TABLE (?P<db>\w+)\.(?P<table>\w+)\s", re.IGNORECASE)
+_DROP_VIEW = re.compile(r"^DROP VIEW IF EXISTS \w+\.\w+$", re.IGNORECASE)
+_SORTING_KEY = re.compile(r",\s*MODIFY ORDER BY \([^)]*\)", re.IGNORECASE)
 
 
 def _on(cluster: str) -> str:
@@ -75,8 +77,12 @@ def render(statement: str, cluster: str) -> list[str]:
         )
         local = f"ALTER TABLE {db}.{table}_local {_on(cluster)} {rest}"
         if re.match(r"\s*(ADD|DROP|MODIFY|RENAME) COLUMN", rest, re.IGNORECASE):
-            return [local, f"ALTER TABLE {db}.{table} {_on(cluster)} {rest}"]
+            # The Distributed table takes the columns; its sorting key is the local table's.
+            columns = _SORTING_KEY.sub("", rest)
+            return [local, f"ALTER TABLE {db}.{table} {_on(cluster)} {columns}"]
         return [local]  # settings, TTL: storage only
+    if match := _DROP_VIEW.match(text):
+        return [f"{text} {_on(cluster)}"]
     if re.match(r"^CREATE DATABASE", text, re.IGNORECASE):
         return [f"{text} {_on(cluster)}"]
     raise ValueError(f"no cluster rendering for: {text[:80]}")

@@ -20,7 +20,7 @@ from streams.collector.outbox import KafkaOutbox
 from streams.collector.rate_limit import RateLimiter
 from streams.collector.replies import CollectorMetrics, error
 from streams.job.pseudonymize import Pseudonymizer
-from streams.settings import CollectorSettings
+from streams.settings import CollectorSettings, Sender
 
 log = logging.getLogger("pulse.collector")
 Sessions = dict[str, list[dict[str, Any]]]  # session id -> its converted events
@@ -42,8 +42,8 @@ class EventsEndpoint:
         if origin is not None and origin not in self.origins:
             return error(403, "origin_not_allowed", f"origin {origin[:200]!r} is not allowed")
         auth = request.headers.get("Authorization", "")
-        instance = self._tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
-        if instance is None:
+        sender = self._tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
+        if sender is None:
             return error(401, "unauthorized", "a valid bearer token is required")
         body = await read_body(request, self._max_bytes)
         if isinstance(body, web.Response):
@@ -53,14 +53,14 @@ class EventsEndpoint:
             return error(413, "too_many_events", f"{len(batch)} events, at most {self._max_events}")
         if not batch:
             return web.json_response({"accepted": 0, "rejected": []}, status=202)
-        wait = self._limiter.take(instance, len(batch))
+        wait = self._limiter.take(sender.instance, len(batch))
         if wait > 0:
             self._metrics.rejected.labels("rate_limited").inc(len(batch))
             return error(
-                429, "rate_limited", f"instance {instance} is over its rate",
+                429, "rate_limited", f"instance {sender.instance} is over its rate",
                 retry_after=min(wait, 60.0),
             )  # fmt: skip
-        good, rejected = convert_batch(batch, instance, body, self._keyer, self._metrics)
+        good, rejected = convert_batch(batch, sender, body, self._keyer, self._metrics)
         if not good:
             return error(400, "invalid_events", "no event could be accepted", rejected=rejected)
         failure = await self._produce(good)
@@ -127,7 +127,7 @@ async def read_body(request: web.Request, max_bytes: int) -> dict[str, Any] | we
 
 def convert_batch(
     batch: list[Any],
-    instance: str,
+    sender: Sender,
     body: dict[str, Any],
     keyer: Pseudonymizer,
     metrics: CollectorMetrics,
@@ -139,8 +139,8 @@ def convert_batch(
     for index, item in enumerate(batch):
         try:
             record = convert(
-                item, instance_id=instance, envelope=body, received_at=now,
-                key_user=keyer.key,
+                item, instance_id=sender.instance, envelope=body, received_at=now,
+                key_user=keyer.key, verified=sender.verified,
             )  # fmt: skip
         except IntakeError as exc:
             rejected.append({"index": index, "reason": exc.reason, "detail": exc.detail})

@@ -6,7 +6,8 @@ attributes, context) plus what the shipper adds (``id``, ``timestamp``, ``sessio
 ``user``). Numbers become long or double, booleans stay booleans, ``null``/undefined values
 are dropped, and the context keys Backstage defines are lifted into fields. The user ref is
 keyed with HMAC-SHA-256 here, so no raw ref reaches Kafka; a module that sends ``sha256:<hex>``
-instead has that keyed too. The instance comes from the caller's token, never from the body.
+instead has that keyed too. The instance comes from the caller's token, never from the body,
+and so does whether the user is verified (a Backstage backend's token) or only claimed.
 """
 
 from __future__ import annotations
@@ -85,8 +86,10 @@ def convert(
     envelope: dict[str, Any],
     received_at: int,
     key_user: Callable[[str], str],
+    verified: bool = False,
 ) -> dict[str, Any]:
-    """One JSON event as an AnalyticsEvent record; raises :class:`IntakeError`."""
+    """One JSON event as an AnalyticsEvent record; raises :class:`IntakeError`. ``verified``:
+    the sender took the user from Backstage's credentials (Pulse's backend plugin)."""
     if not isinstance(event, dict):
         raise IntakeError("invalid_type", "an event must be an object")
     event_id = _text(event, "id")
@@ -133,6 +136,7 @@ def convert(
         "received_at": received_at,
         "session_id": _text(event, "sessionId"),
         "user_id": key_user(user) if user else None,
+        "user_verified": verified and bool(user),
         "action": _text(event, "action"),
         "subject": _text(event, "subject"),
         "value": None if value is None else float(value),

@@ -1,7 +1,8 @@
 """``python -m streams collect``: the HTTP collector between Backstage frontends and Kafka.
 
-``POST /v1/events`` with ``Authorization: Bearer <token>`` (one token per Backstage instance)
-and a JSON body (see ``intake``). Events are converted, their user refs keyed, grouped per
+``POST /v1/events`` with ``Authorization: Bearer <token>`` (one token per Backstage instance;
+a Backstage backend's token, which marks its users verified, or a browser's) and a JSON body
+(see ``intake``). Events are converted, their user refs keyed, grouped per
 session into ``AnalyticsEventBatch`` envelopes (key = session id) and produced; the response
 (202) is sent only once Kafka confirmed delivery of every envelope, so an accepted event is
 durable. Events the contract cannot hold are listed in the response with a reason, never

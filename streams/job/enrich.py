@@ -121,6 +121,7 @@ def enrich(
         "session_id": raw["session_id"],
         "user_id": user_id,
         "groups": list(people(user_id) or ()) if user_id else [],
+        "user_verified": bool(user_id and raw.get("user_verified")),
         "plugin_id": plugin_id,
         "plugin_known": info is not None,
         "plugin_title": info["title"] if info else "",

@@ -240,6 +240,7 @@ def _record(
         "received_at": None,
         "session_id": s.session_id,
         "user_id": s.user_id,
+        "user_verified": False,  # a producer's claim, not Backstage's word
         "action": a.action,
         "subject": a.subject,
         "value": a.value,

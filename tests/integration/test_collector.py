@@ -24,6 +24,7 @@ from .conftest import REPO, SECRET, wait_for
 from .kafka_helpers import read_topic
 
 TOKEN = "acme-token-0123456789abcdef"
+BACKEND_TOKEN = "acme-backend-token-0123456789"
 ORIGIN = "https://backstage.acme.example"
 
 
@@ -35,6 +36,7 @@ def start_collector(tmp_path, bootstrap: str, raw_topic: str, **extra: str):
         PULSE_TOPIC_RAW=raw_topic,
         PULSE_COLLECTOR_PORT=str(port),
         PULSE_COLLECTOR_TOKENS=f"acme={TOKEN},beta=beta-token-0123456789abcdef",
+        PULSE_COLLECTOR_BACKEND_TOKENS=f"acme={BACKEND_TOKEN}",
         PULSE_CORS_ORIGINS=ORIGIN,
         PULSE_USER_ID_SECRET=SECRET,
         **extra,
@@ -115,6 +117,17 @@ def test_accepted_events_are_in_kafka_before_the_answer(collector, broker, pulse
     assert all(e["user_id"].startswith("hmac-sha256:") for e in got)  # no raw ref in Kafka
     assert all(e["source"]["instance_id"] == "acme" for e in got)  # from the token
     assert got[0]["source"]["frontend_system"] == "NEW"
+    assert not any(e["user_verified"] for e in got)  # a browser's token: the user is claimed
+
+
+def test_a_backend_token_marks_its_users_verified(collector, broker, pulse_env):
+    batch = events(2, "s-b") + events(1, "s-b", user=None)
+    code, body, _ = post(collector, {"events": batch}, token=BACKEND_TOKEN)
+    assert code == 202 and body == {"accepted": 3, "rejected": []}
+    [message] = read_topic(broker.bootstrap, pulse_env["PULSE_TOPIC_RAW"], 1, timeout_s=10)
+    got = Decoder(default_catalog(), ANALYTICS_EVENT_BATCH)(message.value())["events"]
+    assert [e["user_verified"] for e in got] == [True, True, False]  # no user: nothing to vouch
+    assert {e["source"]["instance_id"] for e in got} == {"acme"}
 
 
 def test_every_refusal_has_its_status_and_reason(collector):

@@ -200,6 +200,51 @@ def test_top_plugins_by_page_views_and_by_users(chdb_client, dataset):
     assert numbers(got, "plugin_id") == as_floats(by_users, "plugin_id")
 
 
+def test_identity_defaults_to_verified_when_the_range_holds_any(chdb_client):
+    database = "identity"
+    migrate(chdb_client, database)
+    config = TrafficConfig(seed=9, start_ms=int((SINCE + timedelta(days=1)).timestamp() * 1000),
+                           mean_gap_ms=60_000, users=12,
+                           instances=("verified.example", "browser.example"))  # fmt: skip
+    pseudonymize = Pseudonymizer(b"v" * 32)
+    events = []
+    for i, raw in enumerate(Traffic(config).take(600)):
+        # One instance sends through Pulse's backend plugin; the other's users are claimed.
+        raw["user_verified"] = raw["source"]["instance_id"] == "verified.example"
+        events.append(enrich(raw, partition=0, offset=i, now_ms=raw["event_time"] + 50,
+                             pseudonymize=pseudonymize))  # fmt: skip
+    assert {e["user_verified"] for e in events} == {True, False}
+    rows = [[e[c] for c in EVENT_COLUMNS] for e in events]
+    chdb_client.insert(f"{database}.events", rows, column_names=list(EVENT_COLUMNS))
+
+    def top(identity: str, instance: str = "") -> tuple[str, list[dict]]:
+        query = {"since": [SINCE.isoformat()], "until": [UNTIL.isoformat()], "limit": ["50"],
+                 "instance": [instance]}  # fmt: skip
+        if identity:
+            query["identity"] = [identity]
+        body = json.loads(api.answer(
+            "top_plugins", query, "", database,
+            lambda sql, params, fmt: run_readonly(chdb_client, sql, fmt, params, database),
+        ).body)  # fmt: skip
+        keys = ("plugin_id", *usage([]))
+        rows = sorted(({k: r[k] for k in keys} for r in body["rows"]),
+                      key=lambda r: r["plugin_id"])  # fmt: skip
+        return body["parameters"]["identity"], rows
+
+    def expected(kept) -> list[dict]:
+        return sorted(plugin_usage(in_range(kept)), key=lambda r: r["plugin_id"])
+
+    verified = [e for e in events if e["user_verified"]]
+    assert top("verified") == ("verified", expected(verified))
+    assert top("all") == ("all", expected(events))
+    assert top("") == ("verified", expected(verified))  # some are: only they count
+    # An instance whose users are only claimed: nothing verified there, so everything counts.
+    claimed = [e for e in events if e["instance_id"] == "browser.example"]
+    assert top("", "browser.example") == ("all", expected(claimed))
+    with pytest.raises(questions.QuestionError, match="identity"):
+        top("trusted")
+
+
 def test_plugin_trend(chdb_client, dataset):
     database, events, _ = dataset
     by_key = defaultdict(list)
@@ -443,7 +488,7 @@ def api_get(url, name, *, status=200, filters=NO_FILTERS, headers=None, **params
     query = {"since": SINCE.isoformat(), "until": UNTIL.isoformat(),
              "instance": filters.instance, "plugin": filters.plugin,
              "frontend_system": filters.frontend_system, "group_type": filters.group_type,
-             **params}  # fmt: skip
+             "identity": filters.identity, **params}  # fmt: skip
     request = urllib.request.Request(
         f"{url}/v1/questions/{name}?{urllib.parse.urlencode(query)}",
         headers={"Authorization": f"Bearer {READ_TOKEN}", **(headers or {})},
@@ -553,7 +598,7 @@ def test_every_question_answers_the_same_through_every_path(chdb_client, dataset
     instance = sorted({e["instance_id"] for e in events})[0]
     f = questions.Filters
     variants = [f(), f(instance=instance), f(plugin="catalog"), f(frontend_system="NEW"),
-                f(group="group:default/web")]  # fmt: skip
+                f(group="group:default/web"), f(identity="verified")]  # fmt: skip
     asked = Counter()
     try:
         for question in questions.QUESTIONS.values():

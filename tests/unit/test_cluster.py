@@ -42,6 +42,22 @@ def test_materialized_views_run_local_to_local_and_column_changes_reach_both_tab
     assert ttl.startswith("ALTER TABLE db.events_local ON CLUSTER 'c' MODIFY TTL")
 
 
+def test_a_new_sorting_key_column_and_a_view_dropped_on_every_node():
+    local, distributed = render(
+        "ALTER TABLE db.usage_daily\n    ADD COLUMN IF NOT EXISTS v Bool,\n"
+        "    MODIFY ORDER BY (day, plugin_id, v)",
+        "prod",
+    )
+    assert local.startswith("ALTER TABLE db.usage_daily_local ON CLUSTER 'prod'")
+    assert local.endswith("MODIFY ORDER BY (day, plugin_id, v)")
+    assert distributed.startswith("ALTER TABLE db.usage_daily ON CLUSTER 'prod'")
+    assert "ADD COLUMN IF NOT EXISTS v Bool" in distributed
+    assert "ORDER BY" not in distributed  # a Distributed table has no sorting key
+    assert render("DROP VIEW IF EXISTS db.usage_daily_mv", "prod") == [
+        "DROP VIEW IF EXISTS db.usage_daily_mv ON CLUSTER 'prod'"
+    ]
+
+
 def test_every_migration_has_a_cluster_rendering():
     statements = plan("pulse", "prod")
     assert not [s for s in statements if "ON CLUSTER 'prod'" not in s]

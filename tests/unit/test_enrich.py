@@ -126,6 +126,16 @@ def test_groups_are_stamped_from_the_people_table_by_keyed_id():
     assert _enrich(raw, people=lambda _: ("group:default/x",))["groups"] == []
 
 
+def test_a_user_is_verified_only_when_the_sender_said_so_and_there_is_one():
+    raw = _raw()
+    raw["user_id"] = "user:default/jane"
+    assert _enrich(raw)["user_verified"] is False
+    raw["user_verified"] = True
+    assert _enrich(raw)["user_verified"] is True
+    raw["user_id"] = None  # nobody to vouch for
+    assert _enrich(raw)["user_verified"] is False
+
+
 def test_pseudonymizer_rejects_short_secrets():
     with pytest.raises(ValueError):
         Pseudonymizer(b"short")

@@ -57,6 +57,38 @@ def test_a_sha256_from_the_module_is_keyed_too_and_no_user_stays_none():
     assert r["user_id"] is None and r["source"]["frontend_system"] == "UNKNOWN"
 
 
+def test_the_sender_says_whether_the_user_is_verified_never_the_body():
+    claimed = convert(event(user_verified=True), instance_id="i", envelope={}, received_at=1,
+                      key_user=KEY)  # fmt: skip
+    assert claimed["user_verified"] is False
+    backend = convert(event(), instance_id="i", envelope={}, received_at=1, key_user=KEY,
+                      verified=True)  # fmt: skip
+    assert backend["user_verified"] is True
+    nobody = convert(event(user=None), instance_id="i", envelope={}, received_at=1,
+                     key_user=KEY, verified=True)  # fmt: skip
+    assert nobody["user_verified"] is False
+
+
+def test_browser_and_backend_tokens_name_instances_and_never_repeat():
+    from pydantic import SecretStr
+
+    from streams.settings import CollectorSettings, Sender
+
+    def settings(browser, backend=""):
+        return CollectorSettings(
+            collector_tokens=SecretStr(browser), collector_backend_tokens=SecretStr(backend),
+            user_id_secret=SecretStr("s" * 16),
+        )  # fmt: skip
+
+    tokens = settings("web=" + "b" * 16, "web=" + "k" * 16).tokens()
+    assert tokens == {"b" * 16: Sender("web", False), "k" * 16: Sender("web", True)}
+    assert settings("web=" + "b" * 16).tokens() == {"b" * 16: Sender("web", False)}
+    for browser, backend in [("web=short", ""), ("web=" + "b" * 16, "web=" + "b" * 16),
+                             ("web=" + "b" * 16, "noequals" + "k" * 16)]:  # fmt: skip
+        with pytest.raises(ValueError):
+            settings(browser, backend).tokens()
+
+
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
