@@ -111,7 +111,7 @@ test-page: $(PAGE_DEPS)
 # copies. Pulse's packages are reinstalled, and the app bundled again, only when they change.
 APP := clients/backstage-app
 package_dist = $(1)/dist/index.js
-$(foreach p,$(MODULE) $(PAGE) $(BACKEND),$(eval $(call package_dist,$(p)): $(p)/node_modules/.package-lock.json $(p)/package.json $(shell find $(p)/src -type f) ; npm run build --prefix $(p) --silent))
+$(foreach p,$(MODULE) $(PAGE) $(BACKEND),$(eval $(call package_dist,$(p)): $(p)/node_modules/.package-lock.json $(p)/package.json $(wildcard $(p)/config.d.ts) $(shell find $(p)/src -type f) ; npm run build --prefix $(p) --silent))
 PULSE_DISTS := $(foreach p,$(MODULE) $(PAGE) $(BACKEND),$(call package_dist,$(p)))
 APP_DEPS := $(APP)/node_modules/.package-lock.json
 $(APP_DEPS): $(APP)/package-lock.json | $(PULSE_DISTS)

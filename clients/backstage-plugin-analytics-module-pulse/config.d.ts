@@ -1,18 +1,22 @@
 export interface Config {
   app?: {
     analytics?: {
-      /** Pulse analytics module: ships Backstage analytics events to a Pulse collector. */
+      /**
+       * Pulse analytics module: ships Backstage analytics events to Pulse, through Backstage's
+       * backend (Pulse's backend plugin, which adds the signed-in user) unless `endpoint` is set.
+       */
       pulse?: {
         /**
-         * The collector's events URL, e.g. https://pulse.example.com/v1/events, or a path on
-         * the Backstage origin when the Backstage proxy forwards it (and adds the token).
+         * Direct mode: a collector's events URL, e.g. https://pulse.example.com/v1/events, or a
+         * path on the Backstage origin when a proxy forwards it (and adds the token). Users sent
+         * so are only claimed, not verified. Default: `/api/pulse/events` of Backstage's backend.
          * @visibility frontend
          */
-        endpoint: string;
+        endpoint?: string;
         /**
-         * The bearer token the collector knows this Backstage instance by. It is read by the
-         * browser, so it is an ingest credential: it can only append events for this instance.
-         * Leave it out when a proxy adds the Authorization header.
+         * Direct mode only: the bearer token the collector knows this Backstage instance by. It
+         * is read by the browser, so it is an ingest credential: it can only append events for
+         * this instance. Leave it out when a proxy adds the Authorization header.
          * @visibility frontend
          */
         token?: string;
@@ -32,20 +36,20 @@ export interface Config {
          */
         maxBatchSize?: number;
         /**
-         * Events held while the collector is unreachable; the oldest are dropped beyond it.
+         * Events held while Pulse is unreachable; the oldest are dropped beyond it.
          * Default 2000.
          * @visibility frontend
          */
         maxQueueSize?: number;
         /**
          * Whether events carry the signed-in user's entity ref: disabled (never), optional
-         * (when known), required (events wait for it and are never sent without it).
-         * Default optional. The collector replaces the ref with an HMAC before storing it.
+         * (when known), required (direct mode: events wait for it and are never sent without
+         * it). Default optional. The collector replaces the ref with an HMAC before storing it.
          * @visibility frontend
          */
         identity?: 'disabled' | 'optional' | 'required';
         /**
-         * none sends the entity ref over TLS for the collector to key; sha-256 sends
+         * Direct mode: none sends the entity ref over TLS for the collector to key; sha-256 sends
          * "sha256:<hex>" so that no raw ref is on the wire (the collector keys that too).
          * Default none.
          * @visibility frontend

@@ -15,5 +15,26 @@ export interface Config {
      * insights page asks about a dozen questions together, and the rest wait their turn.
      */
     maxConcurrent?: number;
+    /**
+     * Where `/api/pulse/events` sends the analytics module's events, as the signed-in user's.
+     * Without it, that route answers 404.
+     */
+    collector?: {
+      /** The collector's base URL, e.g. http://pulse-collector:7007 (its /v1/events is used). */
+      url: string;
+      /**
+       * A token in the collector's PULSE_COLLECTOR_BACKEND_TOKENS, e.g.
+       * `${PULSE_BACKEND_INGEST_TOKEN}`: events sent with it are stored with their users
+       * verified. Only this backend holds it.
+       * @visibility secret
+       */
+      token: string;
+      /** Events one signed-in user may send per minute (default 600); beyond it, 429. */
+      eventsPerMinute?: number;
+      /** The largest request body taken, in bytes (default 1048576, the collector's). */
+      maxRequestBytes?: number;
+      /** How long to wait for the collector, in milliseconds (default 30000). */
+      timeoutMs?: number;
+    };
   };
 }

@@ -1,12 +1,13 @@
 // A real Backstage app in headless Chromium, with Pulse's three packages installed as an admin
 // would: a guest signs in, moves between plugin pages and clicks a link; the navigate and click
-// events Backstage itself emits reach ClickHouse through the module, the collector, Kafka, the
-// streams worker and the sink; the insights page then shows them. A user outside
+// events Backstage itself emits reach ClickHouse through the module, Backstage's backend (which
+// sets the signed-in user), the collector, Kafka, the streams worker and the sink; the insights
+// page then shows them. A user outside
 // group:default/pulse-readers gets the page's "not allowed" state and the API's 403, and a Pulse
 // that does not answer gives the error state with a retry.
 
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,22 +42,24 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
       dir,
       timeoutMs: STARTUP_MS,
       config: {
-        app: { analytics: { pulse: { endpoint: stack.endpoint, token: stack.token, flushIntervalMs: 300 } } },
-        // Backstage's content security policy lets the browser connect to its own origin only.
-        backend: {
-          csp: { 'connect-src': ["'self'", new URL(stack.endpoint).origin] },
-          // Pulse's catalog sync reads users and groups with a static token, as docs/backstage.md says.
-          auth: { externalAccess: [{ type: 'static', options: { token: CATALOG_TOKEN, subject: 'pulse-catalog-sync' } }] },
-        },
+        // No endpoint and no token: events go to Backstage's own backend (same origin: no CSP or
+        // CORS to configure), which holds the collector's token.
+        app: { analytics: { pulse: { flushIntervalMs: 300 } } },
+        // Pulse's catalog sync reads users and groups with a static token, as docs/backstage.md says.
+        backend: { auth: { externalAccess: [{ type: 'static', options: { token: CATALOG_TOKEN, subject: 'pulse-catalog-sync' } }] } },
         auth: { providers: { guest: { userEntityRef: user } } },
-        pulse: { baseUrl: way.url, token: stack.queryToken, timeoutMs: 10_000 },
+        pulse: {
+          baseUrl: way.url, token: stack.queryToken, timeoutMs: 10_000,
+          collector: { url: stack.collector, token: stack.backendToken },
+        },
       },
     });
   }
 
   before(async () => {
     port = await freePort();
-    await stack.start({ corsOrigins: `http://localhost:${port}`, timeoutMs: STARTUP_MS });
+    // The collector allows no browser origin of this app: events reach it through the backend.
+    await stack.start({ corsOrigins: 'https://elsewhere.example', timeoutMs: STARTUP_MS });
     await way.start(`127.0.0.1:${stack.ports.query}`);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
   });
@@ -114,9 +117,28 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
     ]) {
       assert.ok(got.some(r => JSON.stringify(r) === JSON.stringify(expected)), `${expected} not in\n${got.join('\n')}`);
     }
-    assert.ok(rows.every(r => r.user_id === user && r.frontend_system === 'NEW'), JSON.stringify(rows));
+    assert.ok(rows.every(r => r.user_id === user && r.user_verified === true && r.frontend_system === 'NEW'), JSON.stringify(rows));
     const team = ['group:default/acme', 'group:default/engineering', 'group:default/pulse-readers'];
     assert.ok(rows.every(r => JSON.stringify([...r.groups].sort()) === JSON.stringify(team)), JSON.stringify(rows.map(r => r.groups)));
+
+    // What the browser was sent holds neither collector token; the module's requests carry the
+    // user's Backstage token, and with it a body naming someone else is stored as the analyst's.
+    const served = await Promise.all(page.bodies);
+    assert.ok(served.length > 3 && served.some(text => text.includes('"analytics"')), 'the app config was not among what the page loaded');
+    for (const secret of [stack.token, stack.backendToken]) assert.ok(!served.some(text => text.includes(secret)), 'a collector token reached the browser');
+    const sent = await page.sentToPulse;
+    const forged = { frontendSystem: 'NEW', events: [{ id: randomUUID(), timestamp: Date.now(), sessionId: 'forged', user: 'user:default/visitor', action: 'click', subject: 'forged', context: { pluginId: 'catalog' } }] };
+    const post = headers => fetch(`${backstage.origin}/api/pulse/events`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(forged) });
+    assert.equal((await post({})).status, 401);
+    assert.equal((await post({ Authorization: 'Bearer not-a-backstage-token' })).status, 401);
+    assert.equal((await post({ Authorization: `Bearer ${CATALOG_TOKEN}` })).status, 403); // a service, not a user
+    assert.equal((await post({ Authorization: sent.headers().authorization })).status, 202);
+    const [stored] = await waitFor('the forged event in ClickHouse', async () => {
+      const got = await stack.rows(`session_id = 'forged'`);
+      return got.length > 0 && got;
+    }, ARRIVAL_MS, stack);
+    assert.equal(stored.user_id, user);
+    assert.equal(stored.user_verified, true);
 
     await nav(page, 'Pulse insights');
     await page.waitForSelector('[data-question="top_plugins"][data-state="ready"]', { timeout: UI_MS });
@@ -209,6 +231,13 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
     page.on('pageerror', error => page.problems.push(`page error: ${error}`));
     page.on('console', m => m.type() === 'error' && page.problems.push(`console: ${m.text()}`));
     page.on('requestfailed', r => page.problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+    // Everything the app serves the browser (documents, scripts, config), to look for secrets in.
+    page.bodies = [];
+    page.on('response', r => {
+      if (['document', 'script', 'fetch', 'xhr'].includes(r.request().resourceType())) page.bodies.push(r.text().catch(() => ''));
+    });
+    page.sentToPulse = page.waitForRequest(r => r.url() === `${origin}/api/pulse/events` && r.method() === 'POST', { timeout: UI_MS });
+    page.sentToPulse.catch(() => {}); // awaited only by the test that needs it
     await page.goto(origin, { timeout: UI_MS });
     await page.getByRole('button', { name: /enter/i }).click({ timeout: UI_MS });
     await sidebar(page).getByRole('link', { name: 'Catalog' }).waitFor({ timeout: UI_MS });

@@ -1,7 +1,9 @@
 /**
  * Backstage's `AnalyticsApi` shipping to Pulse: each captured event gets an id, a time and the
- * tab's session, and goes to the {@link Shipper}; the user ref is added at send time, as the
- * identity mode allows.
+ * tab's session, and goes to the {@link Shipper}. By default batches go to Backstage's own
+ * backend (Pulse's backend plugin, `/api/pulse/events`), which adds the signed-in user from
+ * Backstage's credentials; with an `endpoint`, straight to a collector, the user ref added at
+ * send time as the identity mode allows.
  */
 
 import type { AnalyticsApi, ConfigApi } from '@backstage/core-plugin-api';
@@ -17,8 +19,11 @@ import { toWireEvent, type CapturedEvent, type FrontendSystem } from './wire.js'
 export interface PulseAnalyticsDeps {
   /** Backstage's identity API; needed unless `identity` is `disabled`. */
   identityApi?: IdentitySource;
-  /** Backstage's fetch API, so that its middleware (e.g. auth for a proxy) applies. */
+  /** Backstage's fetch API, so that its middleware (e.g. auth for a proxy) applies; needed
+   * to send through Backstage's backend (it adds the user's Backstage token). */
   fetchApi?: { fetch: FetchLike };
+  /** Backstage's discovery API: where the `pulse` backend plugin is (when no `endpoint`). */
+  discoveryApi?: { getBaseUrl(pluginId: string): Promise<string> };
   /** Replaces the configured `userIdTransform`, e.g. with your own keyed hash. */
   userIdTransform?: UserIdTransform;
   /** Set by the new frontend system's extension; LEGACY otherwise. */
@@ -44,12 +49,9 @@ export class PulseAnalytics implements AnalyticsApi {
   ) {
     this.env = { ...browserEnvironment(), ...deps.environment };
     if (!options.enabled) return;
-    const fetch = deps.fetchApi ? deps.fetchApi.fetch.bind(deps.fetchApi) : this.env.fetch;
-    if (!fetch) throw new Error('pulse analytics: no fetch implementation is available');
     const { clock } = this.env;
-    const user = new UserResolver(options.identity, deps.identityApi, deps.userIdTransform ?? options.userIdTransform);
+    const { send, user } = destination(options, deps, this.env);
     this.session = new SessionTracker(this.env.sessionStorage, options.sessionIdleMinutes * 60_000, clock.now, this.env.randomUUID);
-    const send = fetchTransport({ endpoint: options.endpoint, token: options.token, fetch, now: clock.now });
     this.shipper = newShipper(options, deps.frontendSystem ?? 'LEGACY', send, user, this.env);
     // Asked now, so that a page hidden before the first flush can still send the user.
     user.resolve().catch(() => {});
@@ -95,6 +97,29 @@ export class PulseAnalytics implements AnalyticsApi {
 
 }
 
+/**
+ * Where batches go and whose they are. Through Backstage's backend, the backend sets the user
+ * (none is sent; `identity: disabled` asks it to set none); straight to a collector, this
+ * page's user is sent as the identity mode and transform allow.
+ */
+function destination(options: PulseOptions, deps: PulseAnalyticsDeps, env: BrowserEnvironment): { send: Send; user: UserResolver } {
+  const now = env.clock.now;
+  if (options.endpoint === undefined) {
+    if (!deps.fetchApi || !deps.discoveryApi) {
+      throw new Error("pulse analytics: sending through Backstage's backend needs fetchApi and discoveryApi (or set app.analytics.pulse.endpoint)");
+    }
+    const fetch = deps.fetchApi.fetch.bind(deps.fetchApi);
+    const endpoint = deps.discoveryApi.getBaseUrl('pulse').then(base => `${base.replace(/\/+$/, '')}/events`);
+    return { send: fetchTransport({ endpoint, fetch, now }), user: new UserResolver('disabled', undefined, 'none') };
+  }
+  const fetch = deps.fetchApi ? deps.fetchApi.fetch.bind(deps.fetchApi) : env.fetch;
+  if (!fetch) throw new Error('pulse analytics: no fetch implementation is available');
+  return {
+    send: fetchTransport({ endpoint: options.endpoint, token: options.token, fetch, now }),
+    user: new UserResolver(options.identity, deps.identityApi, deps.userIdTransform ?? options.userIdTransform),
+  };
+}
+
 function newShipper(
   options: PulseOptions,
   frontendSystem: FrontendSystem,
@@ -108,6 +133,8 @@ function newShipper(
       appVersion: options.appVersion,
       backstageVersion: options.backstageVersion,
       collector: `${MODULE_NAME}/${MODULE_VERSION}`,
+      // Through Backstage's backend, which would otherwise add the signed-in user.
+      ...(options.endpoint === undefined && options.identity === 'disabled' ? { anonymous: true } : {}),
     },
     maxBatchSize: options.maxBatchSize,
     maxQueueSize: options.maxQueueSize,

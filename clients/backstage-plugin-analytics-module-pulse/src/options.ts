@@ -8,7 +8,11 @@ export type IdentityMode = 'disabled' | 'optional' | 'required';
 export type UserIdTransform = 'none' | 'sha-256' | ((userEntityRef: string) => Promise<string>);
 
 export interface PulseOptions {
-  endpoint: string;
+  /**
+   * The collector's URL (or a proxied path), for direct mode; undefined: Backstage's own backend
+   * (`/api/pulse/events` of Pulse's backend plugin), which sets the signed-in user itself.
+   */
+  endpoint?: string;
   token?: string;
   enabled: boolean;
   flushIntervalMs: number;
@@ -59,34 +63,34 @@ function oneOf<T extends string>(key: string, value: string | undefined, allowed
   return value as T;
 }
 
-/** Reads `app.analytics.pulse`; throws {@link PulseConfigError} naming the bad key. */
+/** Reads `app.analytics.pulse` (all optional); throws {@link PulseConfigError} naming the bad key. */
 export function readOptions(config: ConfigApi): PulseOptions {
   const c = config.getOptionalConfig('app.analytics.pulse');
-  if (!c) {
-    throw new PulseConfigError('endpoint', 'is required (the collector URL)');
-  }
-  const enabled = c.getOptionalBoolean('enabled') ?? DEFAULTS.enabled;
-  const endpoint = c.getString('endpoint');
-  if (!/^https?:\/\/[^\s]+$/i.test(endpoint) && !/^\/[^\s]*$/.test(endpoint)) {
+  const enabled = c?.getOptionalBoolean('enabled') ?? DEFAULTS.enabled;
+  const endpoint = c?.getOptionalString('endpoint');
+  if (endpoint !== undefined && !/^https?:\/\/[^\s]+$/i.test(endpoint) && !/^\/[^\s]*$/.test(endpoint)) {
     throw new PulseConfigError('endpoint', `must be an http(s) URL or a path, not ${JSON.stringify(endpoint)}`);
   }
-  const token = c.getOptionalString('token');
+  const token = c?.getOptionalString('token');
+  if (token !== undefined && endpoint === undefined) {
+    throw new PulseConfigError('token', "is the collector's token, for an endpoint; without one, events go through Backstage's backend, which holds its own");
+  }
   if (token !== undefined && (token.length < 16 || /\s/.test(token))) {
     throw new PulseConfigError('token', 'must be the collector token (16+ characters, no spaces)');
   }
-  const maxBatchSize = bounded('maxBatchSize', c.getOptionalNumber('maxBatchSize'), DEFAULTS.maxBatchSize, 1, MAX_BATCH_SIZE);
+  const maxBatchSize = bounded('maxBatchSize', c?.getOptionalNumber('maxBatchSize'), DEFAULTS.maxBatchSize, 1, MAX_BATCH_SIZE);
   return {
     endpoint,
     token,
     enabled,
-    flushIntervalMs: bounded('flushIntervalMs', c.getOptionalNumber('flushIntervalMs'), DEFAULTS.flushIntervalMs, 100, 600_000),
+    flushIntervalMs: bounded('flushIntervalMs', c?.getOptionalNumber('flushIntervalMs'), DEFAULTS.flushIntervalMs, 100, 600_000),
     maxBatchSize,
-    maxQueueSize: bounded('maxQueueSize', c.getOptionalNumber('maxQueueSize'), Math.max(DEFAULTS.maxQueueSize, maxBatchSize), maxBatchSize, 100_000),
-    identity: oneOf<IdentityMode>('identity', c.getOptionalString('identity'), ['disabled', 'optional', 'required'], DEFAULTS.identity),
-    userIdTransform: oneOf<'none' | 'sha-256'>('userIdTransform', c.getOptionalString('userIdTransform'), ['none', 'sha-256'], DEFAULTS.userIdTransform),
-    sessionIdleMinutes: bounded('sessionIdleMinutes', c.getOptionalNumber('sessionIdleMinutes'), DEFAULTS.sessionIdleMinutes, 1, 24 * 60),
-    appVersion: c.getOptionalString('appVersion'),
-    backstageVersion: c.getOptionalString('backstageVersion'),
-    debug: c.getOptionalBoolean('debug') ?? DEFAULTS.debug,
+    maxQueueSize: bounded('maxQueueSize', c?.getOptionalNumber('maxQueueSize'), Math.max(DEFAULTS.maxQueueSize, maxBatchSize), maxBatchSize, 100_000),
+    identity: oneOf<IdentityMode>('identity', c?.getOptionalString('identity'), ['disabled', 'optional', 'required'], DEFAULTS.identity),
+    userIdTransform: oneOf<'none' | 'sha-256'>('userIdTransform', c?.getOptionalString('userIdTransform'), ['none', 'sha-256'], DEFAULTS.userIdTransform),
+    sessionIdleMinutes: bounded('sessionIdleMinutes', c?.getOptionalNumber('sessionIdleMinutes'), DEFAULTS.sessionIdleMinutes, 1, 24 * 60),
+    appVersion: c?.getOptionalString('appVersion'),
+    backstageVersion: c?.getOptionalString('backstageVersion'),
+    debug: c?.getOptionalBoolean('debug') ?? DEFAULTS.debug,
   };
 }

@@ -37,15 +37,19 @@ export function parseRetryAfter(value: string | null, now: number): number | und
 }
 
 export function fetchTransport(options: {
-  endpoint: string;
+  /** The URL, or its promise (Backstage's discovery API answers asynchronously). */
+  endpoint: string | Promise<string>;
   token?: string;
   fetch: FetchLike;
   now: () => number;
 }): Send {
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
   if (options.token) headers.Authorization = `Bearer ${options.token}`;
+  // Once known, the URL is used at once: a page being hidden gets no later turn.
+  let url = typeof options.endpoint === 'string' ? options.endpoint : undefined;
+  if (url === undefined) Promise.resolve(options.endpoint).then(known => (url = known), () => {});
   return async ({ body, keepalive }) => {
-    const response = await options.fetch(options.endpoint, {
+    const response = await options.fetch(url ?? (await options.endpoint), {
       method: 'POST',
       headers,
       body,

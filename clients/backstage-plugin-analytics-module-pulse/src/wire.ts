@@ -31,6 +31,8 @@ export interface EnvelopeMeta {
   appVersion?: string;
   backstageVersion?: string;
   collector: string;
+  /** Asks Pulse's backend plugin not to add the signed-in user. */
+  anonymous?: boolean;
 }
 
 function plain(value: unknown): value is string | boolean | number {

@@ -7,11 +7,14 @@ import { analyticsModulePulse, pulseAnalyticsImplementation } from '../dist/alph
 import { MODULE_VERSION, PulseAnalytics, PulseConfigError, readOptions } from '../dist/index.js';
 import { SESSION_KEY, SessionTracker } from '../dist/session.js';
 import { toWireEvent } from '../dist/wire.js';
-import { FakeClock, FakeCollector, FakeTarget, MemoryStorage, quietLog, uuid } from './helpers.mjs';
+import { FakeClock, FakeCollector, FakeTarget, MemoryStorage, quietLog, settle, uuid } from './helpers.mjs';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const config = (pulse = {}) =>
   new ConfigReader({ app: { analytics: { pulse: { endpoint: 'https://pulse.example/v1/events', token: TOKEN, ...pulse } } } });
+/** The default: no endpoint, so events go through Backstage's backend. */
+const backendConfig = (pulse = {}) => new ConfigReader({ app: { analytics: { pulse } } });
+const discovery = { getBaseUrl: async pluginId => `https://backstage.example/api/${pluginId}` };
 
 function analytics(pulse = {}, deps = {}) {
   const clock = new FakeClock();
@@ -63,8 +66,15 @@ describe('options', () => {
     });
   }
 
-  it('requires the section', () => {
-    assert.throws(() => readOptions(new ConfigReader({ app: {} })), /app\.analytics\.pulse\.endpoint/);
+  it("needs no section: events go through Backstage's backend", () => {
+    const o = readOptions(new ConfigReader({ app: {} }));
+    assert.equal(o.endpoint, undefined);
+    assert.equal(o.token, undefined);
+    assert.equal(o.enabled, true);
+  });
+
+  it("refuses a collector token without an endpoint: Backstage's backend holds its own", () => {
+    assert.throws(() => readOptions(backendConfig({ token: TOKEN })), e => e instanceof PulseConfigError && /^app\.analytics\.pulse\.token:/.test(e.message));
   });
 
   it('is a no-op when disabled', async () => {
@@ -194,6 +204,52 @@ describe('PulseAnalytics (legacy frontend system)', () => {
   });
 });
 
+describe("through Backstage's backend (the default)", () => {
+  function throughBackend(pulse = {}) {
+    const clock = new FakeClock();
+    const collector = new FakeCollector();
+    const fetchApi = { fetch: collector.fetch };
+    const env = { sessionStorage: new MemoryStorage(), localStorage: new MemoryStorage(), document: new FakeTarget(), window: new FakeTarget(), clock, randomUUID: uuid, log: quietLog };
+    const api = PulseAnalytics.fromConfig(backendConfig(pulse), { identityApi: identity('user:default/ada'), fetchApi, discoveryApi: discovery, environment: env });
+    return { api, clock, collector, env };
+  }
+
+  it("posts to the pulse backend plugin through Backstage's fetch API, with no token and no user", async () => {
+    const { api, clock, collector } = throughBackend();
+    api.captureEvent(navigate);
+    await clock.advance(5000);
+    const [request] = collector.requests;
+    assert.equal(request.url, 'https://backstage.example/api/pulse/events');
+    assert.equal(request.headers.Authorization, undefined); // Backstage's fetch API adds the user's token
+    const body = JSON.parse(request.body);
+    assert.equal(body.events[0].user, undefined);
+    assert.equal(body.anonymous, undefined);
+    assert.equal(api.stats.accepted, 1);
+  });
+
+  it('asks the backend to leave the user out when identity is disabled', async () => {
+    const { api, clock, collector } = throughBackend({ identity: 'disabled' });
+    api.captureEvent(navigate);
+    await clock.advance(5000);
+    assert.equal(JSON.parse(collector.requests[0].body).anonymous, true);
+  });
+
+  it('sends from a page being hidden too', async () => {
+    const { api, collector, env } = throughBackend();
+    await api.flush(); // the backend's URL is known once discovery answered
+    api.captureEvent(navigate);
+    env.document.visibilityState = 'hidden';
+    env.document.dispatch('visibilitychange');
+    await settle();
+    assert.equal(collector.requests.at(-1).keepalive, true);
+    assert.equal(collector.requests.at(-1).url, 'https://backstage.example/api/pulse/events');
+  });
+
+  it("needs Backstage's fetch and discovery APIs", () => {
+    assert.throws(() => PulseAnalytics.fromConfig(backendConfig(), { fetchApi: { fetch: async () => new Response() } }), /discoveryApi/);
+  });
+});
+
 describe('new frontend system', () => {
   it('is an analytics implementation attached to the app analytics API', () => {
     assert.equal(analyticsModulePulse.pluginId, 'app');
@@ -206,7 +262,7 @@ describe('new frontend system', () => {
     const [extension] = analyticsModulePulse.extensions;
     const outputs = [...extension.factory({ node: {}, config: undefined, inputs: {}, apis: {} })];
     const { value } = outputs.find(o => o.id === 'core.analytics.factory');
-    assert.deepEqual(Object.fromEntries(Object.entries(value.deps).map(([k, ref]) => [k, ref.id])), { config: 'core.config', identity: 'core.identity', fetch: 'core.fetch' });
+    assert.deepEqual(Object.fromEntries(Object.entries(value.deps).map(([k, ref]) => [k, ref.id])), { config: 'core.config', identity: 'core.identity', fetch: 'core.fetch', discovery: 'core.discovery' });
     const collector = new FakeCollector();
     const implementation = value.factory({ config: config(), identity: identity('user:default/grace'), fetch: { fetch: collector.fetch } });
     implementation.captureEvent({ action: 'click', subject: 'Create', context: { pluginId: 'scaffolder', extensionId: 'page:scaffolder' } });

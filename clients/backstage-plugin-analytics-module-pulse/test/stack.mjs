@@ -64,8 +64,10 @@ export class Stack {
     await waitFor('the collector', ready(`http://127.0.0.1:${p.collector}/readyz`), timeoutMs, this);
     await waitFor('the streams worker', ready(`http://127.0.0.1:${p.web}/readyz`), timeoutMs, this);
     await waitFor('the sink', ready(`http://127.0.0.1:${p.metrics}/readyz`), timeoutMs, this);
-    this.endpoint = `http://127.0.0.1:${p.collector}/v1/events`;
+    this.collector = `http://127.0.0.1:${p.collector}`;
+    this.endpoint = `${this.collector}/v1/events`;
     this.token = readFileSync(join(this.data, 'collector-token'), 'utf8').trim();
+    this.backendToken = readFileSync(join(this.data, 'backend-token'), 'utf8').trim();
     this.secret = readFileSync(join(this.data, 'user-id-secret'), 'utf8').trim();
     this.queryToken = readFileSync(join(this.data, 'query-token'), 'utf8').trim();
   }
@@ -103,7 +105,7 @@ export class Stack {
   /** Rows of pulse.events matching a WHERE clause, through the sink's query server. */
   async rows(where) {
     const sql = `SELECT toString(event_id) AS id, toUnixTimestamp64Milli(event_time) AS time, instance_id, frontend_system,
-        session_id, user_id, groups, plugin_id, extension, route_ref, action, subject, value, attributes, entity_ref, search_types
+        session_id, user_id, user_verified, groups, plugin_id, extension, route_ref, action, subject, value, attributes, entity_ref, search_types
       FROM pulse.events FINAL WHERE ${where} ORDER BY event_time, subject FORMAT JSONEachRow`;
     const response = await fetch(`http://127.0.0.1:${this.ports.query}/?query=${encodeURIComponent(sql)}`, {
       headers: { Authorization: `Bearer ${this.queryToken}` },

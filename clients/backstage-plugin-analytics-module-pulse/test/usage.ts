@@ -5,6 +5,7 @@ import {
   analyticsApiRef,
   configApiRef,
   createApiFactory,
+  discoveryApiRef,
   fetchApiRef,
   identityApiRef,
 } from '@backstage/core-plugin-api';
@@ -15,9 +16,9 @@ import { PulseAnalytics } from '../src/index.js';
 export const legacyApis = [
   createApiFactory({
     api: analyticsApiRef,
-    deps: { configApi: configApiRef, identityApi: identityApiRef, fetchApi: fetchApiRef },
-    factory: ({ configApi, identityApi, fetchApi }) =>
-      PulseAnalytics.fromConfig(configApi, { identityApi, fetchApi }),
+    deps: { configApi: configApiRef, identityApi: identityApiRef, fetchApi: fetchApiRef, discoveryApi: discoveryApiRef },
+    factory: ({ configApi, identityApi, fetchApi, discoveryApi }) =>
+      PulseAnalytics.fromConfig(configApi, { identityApi, fetchApi, discoveryApi }),
   }),
 ];
 

@@ -8,7 +8,7 @@ import { InputError, NotFoundError, ServiceUnavailableError } from '@backstage/e
 import pLimit from 'p-limit';
 
 /** Parameters of a saved question, as Pulse's API and CLI take them. */
-export const QUESTION_PARAMETERS = ['since', 'until', 'group_by', 'instance', 'plugin', 'frontend_system', 'group', 'group_type', 'limit', 'format'];
+export const QUESTION_PARAMETERS = ['since', 'until', 'group_by', 'instance', 'plugin', 'frontend_system', 'group', 'group_type', 'identity', 'limit', 'format'];
 
 export interface PulseAnswer {
   status: number;

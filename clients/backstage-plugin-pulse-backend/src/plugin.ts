@@ -1,8 +1,10 @@
 /** The `pulse` backend plugin (new backend system): serves Pulse's saved questions at
- * `/api/pulse/questions` to users holding `pulse.insights.read`. */
+ * `/api/pulse/questions` to users holding `pulse.insights.read`, and takes the analytics
+ * module's events at `/api/pulse/events` as the signed-in user's. */
 
 import { coreServices, createBackendPlugin } from '@backstage/backend-plugin-api';
 import { PulseClient } from './client';
+import { EventForwarder } from './ingest';
 import { pulsePermissions } from './permissions';
 import { createRouter } from './router';
 
@@ -15,10 +17,11 @@ export const pulsePlugin = createBackendPlugin({
         logger: coreServices.logger,
         httpRouter: coreServices.httpRouter,
         httpAuth: coreServices.httpAuth,
+        userInfo: coreServices.userInfo,
         permissions: coreServices.permissions,
         permissionsRegistry: coreServices.permissionsRegistry,
       },
-      async init({ config, logger, httpRouter, httpAuth, permissions, permissionsRegistry }) {
+      async init({ config, logger, httpRouter, httpAuth, userInfo, permissions, permissionsRegistry }) {
         const client = new PulseClient({
           baseUrl: config.getString('pulse.baseUrl'),
           token: config.getString('pulse.token'),
@@ -26,8 +29,20 @@ export const pulsePlugin = createBackendPlugin({
           maxConcurrent: config.getOptionalNumber('pulse.maxConcurrent') ?? 4,
           warn: message => logger.warn(message),
         });
+        const collector = config.getOptionalConfig('pulse.collector');
+        const forwarder = collector
+          ? new EventForwarder({
+              url: collector.getString('url'),
+              token: collector.getString('token'),
+              timeoutMs: collector.getOptionalNumber('timeoutMs') ?? 30_000,
+              eventsPerMinute: collector.getOptionalNumber('eventsPerMinute') ?? 600,
+              warn: message => logger.warn(message),
+            })
+          : undefined;
+        if (!forwarder) logger.info('pulse.collector is not configured: /api/pulse/events answers 404');
+        const maxRequestBytes = collector?.getOptionalNumber('maxRequestBytes') ?? 1_048_576;
         permissionsRegistry.addPermissions(pulsePermissions);
-        httpRouter.use(createRouter({ client, httpAuth, permissions }));
+        httpRouter.use(createRouter({ client, httpAuth, permissions, userInfo, forwarder, maxRequestBytes }));
         httpRouter.addAuthPolicy({ path: '/health', allow: 'unauthenticated' });
       },
     });

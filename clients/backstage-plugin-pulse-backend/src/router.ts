@@ -1,23 +1,30 @@
 /**
- * The routes the insights page calls: the saved questions, for signed-in users holding
- * `pulse.insights.read`; each answer is Pulse's, passed on as it came.
+ * The routes: the saved questions the insights page asks, for signed-in users holding
+ * `pulse.insights.read`, each answer Pulse's as it came; and the analytics module's events,
+ * sent on to the collector as the signed-in user's.
  */
 
-import type { HttpAuthService, PermissionsService } from '@backstage/backend-plugin-api';
-import { NotAllowedError } from '@backstage/errors';
+import type { HttpAuthService, PermissionsService, UserInfoService } from '@backstage/backend-plugin-api';
+import { NotAllowedError, NotFoundError } from '@backstage/errors';
 import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import express, { type Request, type Response } from 'express';
 import Router from 'express-promise-router';
 import type { PulseAnswer, PulseClient } from './client';
+import { refusal, type EventForwarder, type IngestAnswer } from './ingest';
 import { pulseInsightsReadPermission } from './permissions';
 
 export interface RouterOptions {
   client: PulseClient;
   httpAuth: HttpAuthService;
   permissions: PermissionsService;
+  userInfo: UserInfoService;
+  /** Undefined when `pulse.collector` is not configured: the events route answers 404. */
+  forwarder?: EventForwarder;
+  maxRequestBytes: number;
 }
 
-export function createRouter({ client, httpAuth, permissions }: RouterOptions): express.Router {
+export function createRouter(o: RouterOptions): express.Router {
+  const { client, httpAuth, permissions } = o;
   const router = Router();
 
   async function allowed(req: Request): Promise<void> {
@@ -47,5 +54,35 @@ export function createRouter({ client, httpAuth, permissions }: RouterOptions): 
     send(res, await client.question(req.params.name, req.query as Record<string, unknown>, accept));
   });
 
+  router.post(
+    '/events',
+    async (req, res, next) => {
+      // Who is asking comes first: a body is read only for a signed-in user.
+      const credentials = await httpAuth.credentials(req, { allow: ['user'] });
+      if (!o.forwarder) throw new NotFoundError("Pulse's collector is not configured (pulse.collector)");
+      res.locals.user = (await o.userInfo.getUserInfo(credentials)).userEntityRef;
+      next();
+    },
+    express.raw({ type: () => true, limit: o.maxRequestBytes }),
+    async (req, res) => {
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      answer(res, await o.forwarder!.forward(body, res.locals.user as string));
+    },
+  );
+
+  // The body reader's refusals, in the collector's words.
+  router.use('/events', (error: { type?: string }, _req: Request, res: Response, next: express.NextFunction) => {
+    if (error?.type === 'entity.too.large') return answer(res, refusal(413, 'request_too_large', `at most ${o.maxRequestBytes} bytes`));
+    if (error?.type === 'request.aborted' || error?.type === 'encoding.unsupported' || error?.type === 'charset.unsupported') {
+      return answer(res, refusal(400, 'invalid_body', `could not read the body (${error.type})`));
+    }
+    return next(error);
+  });
+
   return router;
+}
+
+function answer(res: Response, a: IngestAnswer): void {
+  if (a.retryAfter) res.setHeader('Retry-After', a.retryAfter);
+  res.status(a.status).type('application/json').send(a.body);
 }

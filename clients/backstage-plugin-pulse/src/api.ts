@@ -16,6 +16,8 @@ export interface QuestionParams {
    * and the groups below it. */
   group?: string;
   group_type?: string;
+  /** `verified`: only users Backstage verified; `all`; unset: verified when any is. */
+  identity?: 'verified' | 'all';
   limit?: number;
 }
 
