@@ -34,10 +34,12 @@ def migrate(dry_run: bool) -> None:
     """Apply pending migrations to PULSE_CLICKHOUSE_URL (idempotent); print what was applied.
 
     With PULSE_CLICKHOUSE_CLUSTER set, DDL runs ON CLUSTER with Replicated and Distributed
-    tables. PULSE_EVENTS_TTL_DAYS sets how long raw events are kept."""
+    tables. Then each table's retention: PULSE_EVENTS_RETENTION_DAYS (events, dead letters) and
+    PULSE_ROLLUPS_RETENTION_DAYS (rollups, counts, group snapshots)."""
     from sinks.clickhouse import connect, redact
-    from sinks.schema.migrate import apply_retention, plan
     from sinks.schema.migrate import migrate as apply
+    from sinks.schema.migrate import plan
+    from sinks.schema.retention import apply_retention
 
     _setup_logging()
     settings = ClickHouseSettings()
@@ -49,15 +51,16 @@ def migrate(dry_run: bool) -> None:
     try:
         client = connect(settings.clickhouse_url, **settings.connect_options())
         applied = apply(client, settings.database, cluster=cluster)
-        retention = apply_retention(client, settings.database, settings.events_ttl_days, cluster)
-    except SinkError as exc:
+        retention = apply_retention(client, settings.database, settings.events_retention_days,
+                                    settings.rollups_retention_days, cluster)  # fmt: skip
+    except (SinkError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     target = f"{redact(settings.clickhouse_url)} database {settings.database}"
     for name in applied:
         click.echo(f"applied {name}")
     if not applied:
         click.echo(f"{target}: up to date")
-    click.echo(retention)
+    click.echo("kept: " + ", ".join(retention))
 
 
 @cli.command()
@@ -109,13 +112,18 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
 def _migrated_client(settings: SinkSettings, do_migrate: bool):
     from sinks.clickhouse import connect
     from sinks.schema.migrate import migrate as apply
+    from sinks.schema.retention import apply_retention
 
+    cluster = settings.clickhouse_cluster
     try:
         client = connect(settings.clickhouse_url, **settings.connect_options())
         if do_migrate:
-            for name in apply(client, settings.database, cluster=settings.clickhouse_cluster):
+            for name in apply(client, settings.database, cluster=cluster):
                 log.info("applied migration %s", name)
-    except SinkError as exc:
+            kept = apply_retention(client, settings.database, settings.events_retention_days,
+                                   settings.rollups_retention_days, cluster)  # fmt: skip
+            log.info("kept: %s", ", ".join(kept))
+    except (SinkError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     return client
 

@@ -108,7 +108,12 @@ class ClickHouseSettings(QueryPortSettings):
     clickhouse_cluster: str | None = Field(
         None, description="cluster mode: DDL ON CLUSTER, Replicated and Distributed tables"
     )
-    events_ttl_days: int = Field(0, ge=0, description="raw events kept this long (0: forever)")
+    events_retention_days: int = Field(
+        0, ge=0, description="events and dead letters kept this long (0: events forever)"
+    )
+    rollups_retention_days: int = Field(
+        0, ge=0, description="rollups, counts and group snapshots kept this long (0: forever)"
+    )
 
     @field_validator("database")
     @classmethod

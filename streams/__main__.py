@@ -60,7 +60,7 @@ def broker(
     """Run Apache Kafka (KRaft) on loopback until SIGINT/SIGTERM."""
     from streams.catalog.topic import ensure_topics_of
     from streams.kafka.broker import EmbeddedBroker
-    from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
+    from streams.kafka.topics import apply_retention, ensure_topics, pulse_topics, wait_for_broker
 
     settings = KafkaSettings(kafka_bootstrap=f"{host}:{port}")
     if partitions:
@@ -84,6 +84,8 @@ def broker(
             created = ensure_topics(admin, names, settings.partitions, min(brokers, 3))
             ensure_topics_of(admin, settings)
             log.info("topics created: %s", ", ".join(created) or "none (all existed)")
+            if settings.events_retention_days:
+                log.info("%s", apply_retention(admin, settings))
         log.info(
             "Kafka ready on %s (%d node%s, started in %.1fs)",
             embedded.bootstrap, brokers, "s" if brokers > 1 else "", embedded.started_in_s,
@@ -126,13 +128,14 @@ def kafka_tool(tool: str, args: tuple[str, ...]) -> None:
 @cli.command()
 def collect() -> None:
     """Run the HTTP collector for Backstage frontends (POST /v1/events) until SIGINT/SIGTERM."""
-    from streams.collector.server import serve
+    from streams.collector.server import exclusions, serve
     from streams.settings import CollectorSettings
 
     try:
         settings = CollectorSettings()
         settings.tokens()
-    except Exception as exc:  # pydantic ValidationError or a bad token list: say which
+        exclusions(settings, lambda _: None)
+    except Exception as exc:  # pydantic ValidationError, a bad token or exclusion list: say which
         raise click.ClickException(f"invalid settings: {exc}") from exc
     logging.getLogger().setLevel(settings.log_level.upper())
     serve(settings)
@@ -159,9 +162,10 @@ def collect_load(url, token, seconds, max_events, batch, clients) -> None:
 
 @cli.command()
 def topics() -> None:
-    """Create Pulse's topics on PULSE_KAFKA_BOOTSTRAP (idempotent)."""
+    """Create Pulse's topics on PULSE_KAFKA_BOOTSTRAP (idempotent) and set the event topics'
+    retention to PULSE_EVENTS_RETENTION_DAYS."""
     from streams.catalog.topic import ensure_topics_of
-    from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
+    from streams.kafka.topics import apply_retention, ensure_topics, pulse_topics, wait_for_broker
 
     settings = KafkaSettings()
     try:
@@ -170,9 +174,11 @@ def topics() -> None:
             admin, pulse_topics(settings), settings.partitions, settings.replication_factor
         )
         ensure_topics_of(admin, settings)
+        kept = apply_retention(admin, settings)
     except StreamsError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"created: {', '.join(created) or 'none (all existed)'}")
+    click.echo(kept)
 
 
 @cli.command()

@@ -30,6 +30,9 @@ class KafkaSettings(BaseSettings):
     replication_factor: int = Field(
         1, ge=1, description="copies of each partition of topics Pulse (and faust) creates"
     )
+    events_retention_days: int = Field(
+        0, ge=0, description="the event topics keep messages this long (0: the broker's default)"
+    )
 
 
 class WorkerSettings(KafkaSettings):
@@ -122,6 +125,9 @@ class CollectorSettings(KafkaSettings):
         "the users of their events are verified by Backstage",
     )
     cors_origins: str = Field("", description="comma-separated browser origins allowed to POST")
+    collector_exclude: str = Field(
+        "", description="comma-separated user and group entity refs whose events are refused"
+    )
     user_id_secret: SecretStr = Field(..., description="HMAC key for user refs (as the worker's)")
     max_request_bytes: int = Field(1_048_576, ge=1024)
     max_batch_events: int = Field(1000, ge=1, le=1024)

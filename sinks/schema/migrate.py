@@ -118,27 +118,3 @@ def migrate(
         )
         names.append(label)
     return names
-
-
-def apply_retention(client: Client, database: str, days: int, cluster: str | None = None) -> str:
-    """Set the TTL of raw events to ``days`` (0: keep them); return what was done."""
-    if days > 0:
-        statement = (
-            f"ALTER TABLE {database}.events MODIFY TTL toDateTime(event_time) + INTERVAL {days} DAY"
-        )
-        done = f"events kept {days} days"
-    else:
-        engine = call(
-            "reading the events table",
-            client.command,
-            "SELECT engine_full FROM system.tables WHERE database = {db:String} "
-            "AND name IN ('events', 'events_local') LIMIT 1",
-            parameters={"db": database},
-        )
-        if " TTL " not in f" {engine} ":
-            return "events kept forever"
-        statement = f"ALTER TABLE {database}.events REMOVE TTL"
-        done = "events kept forever (TTL removed)"
-    for each in rendered(statement, cluster):
-        call("setting the events TTL", client.command, each)
-    return done

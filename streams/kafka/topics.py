@@ -6,7 +6,14 @@ import time
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from streams.errors import KafkaUnavailableError
@@ -15,6 +22,32 @@ from streams.settings import KafkaSettings
 
 def pulse_topics(settings: KafkaSettings) -> list[str]:
     return [settings.topic_raw, settings.topic_enriched, settings.topic_counts, settings.topic_dlq]
+
+
+def event_topics(settings: KafkaSettings) -> list[str]:
+    """The topics whose messages can name a person: bounded by PULSE_EVENTS_RETENTION_DAYS."""
+    return [settings.topic_raw, settings.topic_enriched, settings.topic_dlq]
+
+
+def apply_retention(admin: AdminClient, settings: KafkaSettings) -> str:
+    """Set the event topics' ``retention.ms`` to PULSE_EVENTS_RETENTION_DAYS, or (0) remove the
+    setting so that the broker's default applies; return what they keep."""
+    days = settings.events_retention_days
+    op = AlterConfigOpType.SET if days else AlterConfigOpType.DELETE
+    value = str(days * 86_400_000) if days else None
+    resources = [
+        ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+            ConfigEntry("retention.ms", value, incremental_operation=op)
+        ])
+        for name in event_topics(settings)
+    ]  # fmt: skip
+    for resource, future in admin.incremental_alter_configs(resources).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            raise KafkaUnavailableError(f"setting the retention of {resource.name}: {exc}") from exc
+    kept = f"{days} days" if days else "the broker's retention.ms"
+    return f"{', '.join(event_topics(settings))} keep {kept}"
 
 
 def wait_for_broker(bootstrap: str, timeout_s: float = 60.0) -> AdminClient:
