@@ -56,6 +56,18 @@ export interface Config {
          */
         userIdTransform?: 'none' | 'sha-256';
         /**
+         * What the events of a user who opted out (the insights page's switch, or the
+         * browser's Global Privacy Control when honoured) become: sent without identity
+         * (anonymous) or not sent (drop). Default anonymous.
+         * @visibility frontend
+         */
+        optOut?: 'anonymous' | 'drop';
+        /**
+         * Treat `navigator.globalPrivacyControl` as the user's opt-out. Default false.
+         * @visibility frontend
+         */
+        honorGlobalPrivacyControl?: boolean;
+        /**
          * A tab's session id is replaced after this many idle minutes. Default 30.
          * @visibility frontend
          */

@@ -10,11 +10,13 @@ import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from schemas import ANALYTICS_EVENT_BATCH, Encoder, default_catalog
+from streams.collector.exclusions import Exclusions
 from streams.collector.intake import IntakeError, convert
 from streams.collector.outbox import KafkaOutbox
 from streams.collector.rate_limit import RateLimiter
@@ -27,13 +29,13 @@ Sessions = dict[str, list[dict[str, Any]]]  # session id -> its converted events
 
 
 class EventsEndpoint:
-    def __init__(
-        self, settings: CollectorSettings, outbox: KafkaOutbox, metrics: CollectorMetrics
-    ) -> None:
+    def __init__(self, settings: CollectorSettings, outbox: KafkaOutbox,
+                 metrics: CollectorMetrics, exclusions: Exclusions) -> None:  # fmt: skip
         self._tokens, self.origins = settings.tokens(), set(settings.origins)
         self._max_bytes, self._max_events = settings.max_request_bytes, settings.max_batch_events
         self._limiter = RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst)
         self._keyer = Pseudonymizer(settings.user_id_secret.get_secret_value().encode())
+        self._excluded = exclusions
         self._encode = Encoder(default_catalog().latest(ANALYTICS_EVENT_BATCH))
         self._outbox, self._metrics = outbox, metrics
 
@@ -60,9 +62,13 @@ class EventsEndpoint:
                 429, "rate_limited", f"instance {sender.instance} is over its rate",
                 retry_after=min(wait, 60.0),
             )  # fmt: skip
-        good, rejected = convert_batch(batch, sender, body, self._keyer, self._metrics)
-        if not good:
+        good, rejected = convert_batch(
+            batch, sender, body, self._keyer, self._metrics, self._excluded
+        )
+        if not good and any(r["reason"] != "excluded" for r in rejected):
             return error(400, "invalid_events", "no event could be accepted", rejected=rejected)
+        if not good:  # every one an excluded user's: nothing wrong with the request
+            return web.json_response({"accepted": 0, "rejected": rejected}, status=202)
         failure = await self._produce(good)
         if failure is not None:
             self._metrics.rejected.labels("kafka_unavailable").inc(len(batch) - len(rejected))
@@ -131,8 +137,10 @@ def convert_batch(
     body: dict[str, Any],
     keyer: Pseudonymizer,
     metrics: CollectorMetrics,
+    excluded: Callable[[str | None], bool],
 ) -> tuple[Sessions, list[dict[str, Any]]]:
-    """Events converted and grouped by session; and the rejected ones, with reasons."""
+    """Events converted and grouped by session; and the rejected ones (including those of
+    excluded users), with reasons."""
     now = int(time.time() * 1000)
     good: Sessions = defaultdict(list)
     rejected = []
@@ -145,6 +153,10 @@ def convert_batch(
         except IntakeError as exc:
             rejected.append({"index": index, "reason": exc.reason, "detail": exc.detail})
             metrics.rejected.labels(exc.reason).inc()
+            continue
+        if excluded(record["user_id"]):
+            rejected.append({"index": index, "reason": "excluded", "detail": "an excluded user"})
+            metrics.rejected.labels("excluded").inc()
             continue
         good[record["session_id"]].append(record)
     return good, rejected

@@ -19,18 +19,25 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from schemas import PERSON
+from streams.catalog.org import GroupRefs
+from streams.catalog.table import TopicTable
 from streams.collector.events import EventsEndpoint
+from streams.collector.exclusions import Exclusions, PeopleLookup
 from streams.collector.outbox import KafkaOutbox
 from streams.collector.replies import CollectorMetrics, error
+from streams.job.pseudonymize import Pseudonymizer
 from streams.settings import CollectorSettings
 
 log = logging.getLogger("pulse.collector")
 VERSION = "pulse-collector/1"
 
 
-def create_app(settings: CollectorSettings, outbox: KafkaOutbox) -> web.Application:
+def create_app(
+    settings: CollectorSettings, outbox: KafkaOutbox, people: PeopleLookup = lambda _: None
+) -> web.Application:
     metrics = CollectorMetrics()
-    events = EventsEndpoint(settings, outbox, metrics)
+    events = EventsEndpoint(settings, outbox, metrics, exclusions(settings, people))
     origins = events.origins
 
     def cors(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
@@ -90,12 +97,23 @@ def create_app(settings: CollectorSettings, outbox: KafkaOutbox) -> web.Applicat
     return app
 
 
+def exclusions(settings: CollectorSettings, people: PeopleLookup) -> Exclusions:
+    keyer = Pseudonymizer(settings.user_id_secret.get_secret_value().encode())
+    return Exclusions(settings.collector_exclude.split(","), keyer, people)
+
+
 def serve(settings: CollectorSettings) -> None:
     outbox = KafkaOutbox(settings).start()
     url = f"http://{settings.collector_bind}:{settings.collector_port}/v1/events"
+    # Excluded groups are matched through the catalog's people, followed like the workers do.
+    people = None
+    if exclusions(settings, lambda _: None).groups:
+        people = TopicTable(
+            settings.kafka_bootstrap, settings.topic_people, PERSON, load=GroupRefs()
+        ).start()
     try:
         web.run_app(
-            create_app(settings, outbox),
+            create_app(settings, outbox, people or (lambda _: None)),
             host=settings.collector_bind,
             port=settings.collector_port,
             print=lambda *_: log.info("collecting on %s", url),
@@ -103,3 +121,5 @@ def serve(settings: CollectorSettings) -> None:
         )
     finally:
         outbox.close()
+        if people is not None:
+            people.stop()

@@ -130,6 +130,44 @@ def test_a_backend_token_marks_its_users_verified(collector, broker, pulse_env):
     assert {e["source"]["instance_id"] for e in got} == {"acme"}
 
 
+def test_excluded_users_and_groups_are_refused_and_never_reach_kafka(pulse_env, broker, tmp_path):
+    from schemas import PERSON
+    from streams.catalog.topic import ensure_topics_of, publish
+    from streams.job.pseudonymize import Pseudonymizer
+
+    settings = KafkaSettings()
+    admin = wait_for_broker(broker.bootstrap)
+    ensure_topics(admin, pulse_topics(settings), 2)
+    ensure_topics_of(admin, settings)
+    ada = Pseudonymizer(SECRET.encode())("user:default/ada")
+    membership = {"ref": "group:default/bots", "type": "team", "title": "", "direct": True}
+    publish(broker.bootstrap, settings.topic_people, PERSON,
+            {ada: {"user_id": ada, "groups": [membership]}}, [])  # fmt: skip
+    proc, base = start_collector(
+        tmp_path, broker.bootstrap, settings.topic_raw,
+        PULSE_COLLECTOR_EXCLUDE="user:default/load-test,group:default/bots",
+        PULSE_TOPIC_PEOPLE=settings.topic_people,
+    )  # fmt: skip
+    try:
+        batch = [*events(1, "s-x", user="user:default/Load-Test"),
+                 *events(1, "s-x", user="user:default/ada"), *events(1, "s-x")]  # fmt: skip
+        code, body, _ = post(base, {"events": batch})
+        assert code == 202 and body["accepted"] == 1
+        refused = [(r["index"], r["reason"]) for r in body["rejected"]]
+        assert refused == [(0, "excluded"), (1, "excluded")]
+        [message] = read_topic(broker.bootstrap, settings.topic_raw, 1, timeout_s=10)
+        got = Decoder(default_catalog(), ANALYTICS_EVENT_BATCH)(message.value())["events"]
+        assert [e["event_id"] for e in got] == [batch[2]["id"]]
+        # A batch of only excluded users' events is no bad request.
+        code, body, _ = post(base, {"events": events(2, "s-y", user="user:default/load-test")})
+        assert code == 202 and body["accepted"] == 0 and len(body["rejected"]) == 2
+        metrics = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+        assert 'pulse_collector_events_rejected_total{reason="excluded"} 4.0' in metrics
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def test_every_refusal_has_its_status_and_reason(collector):
     assert post(collector, {"events": events(1)}, token=None)[:2] == (
         401, {"error": "unauthorized", "detail": "a valid bearer token is required"})  # fmt: skip

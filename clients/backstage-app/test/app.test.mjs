@@ -209,6 +209,19 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
     way.down = false;
     await page.getByRole('button', { name: 'Retry' }).click();
     await page.waitForSelector('[data-question="top_plugins"][data-state="ready"]', { timeout: UI_MS });
+
+    // The analyst opts out on the page: from then on the events leave without identity, and
+    // the switch stays as set on the next visit.
+    await page.getByLabel('Leave me out of usage analytics').check();
+    await page.waitForSelector('[data-opt-out="on"]', { timeout: UI_MS });
+    await nav(page, 'Catalog');
+    await nav(page, 'Pulse insights');
+    await page.waitForSelector('[data-opt-out="on"]', { timeout: UI_MS });
+    const anonymous = await waitFor('the events of the opted-out visit', async () => {
+      const got = await stack.rows(`user_id = '' AND action = 'navigate' AND subject = '/pulse'`);
+      return got.length > 0 && got;
+    }, ARRIVAL_MS, stack);
+    assert.ok(anonymous.every(r => r.user_verified === false && r.groups.length === 0), JSON.stringify(anonymous));
     });
   });
 

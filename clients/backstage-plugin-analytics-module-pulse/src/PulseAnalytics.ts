@@ -10,6 +10,7 @@ import type { AnalyticsApi, ConfigApi } from '@backstage/core-plugin-api';
 import { browserEnvironment, type BrowserEnvironment } from './environment.js';
 import { UserResolver, type IdentitySource } from './identity.js';
 import { readOptions, type PulseOptions, type UserIdTransform } from './options.js';
+import { globalPrivacyControl, Privacy, type PreferenceStorage } from './privacy.js';
 import { SessionTracker } from './session.js';
 import { Shipper, type ShipperStats } from './shipper.js';
 import { fetchTransport, type FetchLike, type Send } from './transport.js';
@@ -24,6 +25,8 @@ export interface PulseAnalyticsDeps {
   fetchApi?: { fetch: FetchLike };
   /** Backstage's discovery API: where the `pulse` backend plugin is (when no `endpoint`). */
   discoveryApi?: { getBaseUrl(pluginId: string): Promise<string> };
+  /** Backstage's storage API, where the user's opt-out is kept (bucket `pulse`, `optOut`). */
+  storageApi?: PreferenceStorage;
   /** Replaces the configured `userIdTransform`, e.g. with your own keyed hash. */
   userIdTransform?: UserIdTransform;
   /** Set by the new frontend system's extension; LEGACY otherwise. */
@@ -35,6 +38,7 @@ export interface PulseAnalyticsDeps {
 export class PulseAnalytics implements AnalyticsApi {
   private readonly shipper?: Shipper;
   private readonly session?: SessionTracker;
+  private readonly privacy?: Privacy;
   private readonly env: BrowserEnvironment;
   private readonly detach: Array<() => void> = [];
 
@@ -51,8 +55,10 @@ export class PulseAnalytics implements AnalyticsApi {
     if (!options.enabled) return;
     const { clock } = this.env;
     const { send, user } = destination(options, deps, this.env);
+    const privacy = (this.privacy = new Privacy(options.optOut, deps.storageApi, globalPrivacyControl(options.honorGlobalPrivacyControl, this.env.navigator)));
+    this.detach.push(() => privacy.dispose());
     this.session = new SessionTracker(this.env.sessionStorage, options.sessionIdleMinutes * 60_000, clock.now, this.env.randomUUID);
-    this.shipper = newShipper(options, deps.frontendSystem ?? 'LEGACY', send, user, this.env);
+    this.shipper = newShipper(options, deps.frontendSystem ?? 'LEGACY', send, user, this.env, () => privacy.anonymous);
     // Asked now, so that a page hidden before the first flush can still send the user.
     user.resolve().catch(() => {});
     this.shipper.restorePersisted();
@@ -62,6 +68,10 @@ export class PulseAnalytics implements AnalyticsApi {
   /** Takes an event from either frontend system; never throws, never blocks. */
   captureEvent(event: CapturedEvent): void {
     if (!this.shipper || !this.session) return;
+    if (this.privacy?.drops) {
+      this.shipper.decline();
+      return;
+    }
     try {
       const wire = toWireEvent(event, {
         id: this.env.randomUUID(),
@@ -126,6 +136,7 @@ function newShipper(
   send: Send,
   user: UserResolver,
   env: BrowserEnvironment,
+  anonymous: () => boolean,
 ): Shipper {
   return new Shipper({
     meta: {
@@ -141,6 +152,7 @@ function newShipper(
     flushIntervalMs: options.flushIntervalMs,
     send,
     user,
+    anonymous,
     clock: env.clock,
     log: options.debug ? env.log : { ...env.log, debug: () => {} },
     persist: env.localStorage,

@@ -8,9 +8,9 @@ export const pulseAnalyticsImplementation = AnalyticsImplementationBlueprint.mak
   name: 'pulse',
   params: define =>
     define({
-      deps: { config: coreApis.config, identity: coreApis.identity, fetch: coreApis.fetch, discovery: coreApis.discovery },
-      factory: ({ config, identity, fetch, discovery }) =>
-        PulseAnalytics.fromConfig(config, { identityApi: identity, fetchApi: fetch, discoveryApi: discovery, frontendSystem: 'NEW' }),
+      deps: { config: coreApis.config, identity: coreApis.identity, fetch: coreApis.fetch, discovery: coreApis.discovery, storage: coreApis.storage },
+      factory: ({ config, identity, fetch, discovery, storage }) =>
+        PulseAnalytics.fromConfig(config, { identityApi: identity, fetchApi: fetch, discoveryApi: discovery, storageApi: storage, frontendSystem: 'NEW' }),
     }),
 });
 

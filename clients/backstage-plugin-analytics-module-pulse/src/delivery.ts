@@ -38,11 +38,16 @@ export class Delivery {
     public batchLimit: number,
   ) {}
 
-  /** Sends the next batch and acts on the answer. */
-  async next(user: string | undefined): Promise<Outcome> {
+  /** The envelope of a send: marked anonymous when the user declined to be identified. */
+  private envelope(anonymous: boolean): EnvelopeMeta {
+    return anonymous ? { ...this.meta, anonymous: true } : this.meta;
+  }
+
+  /** Sends the next batch (without identity when `anonymous`) and acts on the answer. */
+  async next(user: string | undefined, anonymous = false): Promise<Outcome> {
     const batch = this.queue.take(this.batchLimit);
     try {
-      const result = await this.send({ body: requestBody(batch, this.meta, user), keepalive: false });
+      const result = await this.send({ body: requestBody(batch, this.envelope(anonymous), anonymous ? undefined : user), keepalive: false });
       return this.settle(batch, result);
     } catch (error) {
       return this.retryLater(batch, error);
@@ -52,8 +57,8 @@ export class Delivery {
   }
 
   /** Sends what fits the keepalive budget (a page being hidden); returns the rest. */
-  keepalive(held: WireEvent[], user: string | undefined): WireEvent[] {
-    const { sends, rest } = keepaliveSends(held, this.batchLimit, this.meta, user);
+  keepalive(held: WireEvent[], user: string | undefined, anonymous = false): WireEvent[] {
+    const { sends, rest } = keepaliveSends(held, this.batchLimit, this.envelope(anonymous), anonymous ? undefined : user);
     for (const { batch, body } of sends) {
       this.queue.remove(batch);
       this.send({ body, keepalive: true }).then(

@@ -18,6 +18,8 @@ export interface BrowserEnvironment {
   localStorage?: StorageLike & { readonly length: number; key(index: number): string | null };
   document?: EventTargetLike & { readonly visibilityState: string };
   window?: EventTargetLike;
+  /** For `globalPrivacyControl`. */
+  navigator?: { readonly globalPrivacyControl?: unknown };
   clock: Clock;
   randomUUID(): string;
   log: Logger;
@@ -49,6 +51,7 @@ export function browserEnvironment(): BrowserEnvironment {
     localStorage: storage('localStorage'),
     document: g.document,
     window: g.window,
+    navigator: g.navigator,
     clock: {
       now: () => Date.now(),
       setTimeout: (callback, ms) => setTimeout(callback, ms),

@@ -1,6 +1,7 @@
 /** `app.analytics.pulse` read and checked once, so a misconfigured app fails at startup. */
 
 import type { ConfigApi } from '@backstage/core-plugin-api';
+import type { OptOutMode } from './privacy.js';
 
 export type IdentityMode = 'disabled' | 'optional' | 'required';
 
@@ -21,6 +22,10 @@ export interface PulseOptions {
   identity: IdentityMode;
   userIdTransform: UserIdTransform;
   sessionIdleMinutes: number;
+  /** What an opted-out user's events become: sent without identity, or not sent. */
+  optOut: OptOutMode;
+  /** Treat the browser's Global Privacy Control signal as an opt-out. */
+  honorGlobalPrivacyControl: boolean;
   appVersion?: string;
   backstageVersion?: string;
   debug: boolean;
@@ -34,6 +39,8 @@ export const DEFAULTS = {
   identity: 'optional',
   userIdTransform: 'none',
   sessionIdleMinutes: 30,
+  optOut: 'anonymous',
+  honorGlobalPrivacyControl: false,
   debug: false,
 } as const satisfies Partial<PulseOptions>;
 
@@ -89,6 +96,8 @@ export function readOptions(config: ConfigApi): PulseOptions {
     identity: oneOf<IdentityMode>('identity', c?.getOptionalString('identity'), ['disabled', 'optional', 'required'], DEFAULTS.identity),
     userIdTransform: oneOf<'none' | 'sha-256'>('userIdTransform', c?.getOptionalString('userIdTransform'), ['none', 'sha-256'], DEFAULTS.userIdTransform),
     sessionIdleMinutes: bounded('sessionIdleMinutes', c?.getOptionalNumber('sessionIdleMinutes'), DEFAULTS.sessionIdleMinutes, 1, 24 * 60),
+    optOut: oneOf<OptOutMode>('optOut', c?.getOptionalString('optOut'), ['anonymous', 'drop'], DEFAULTS.optOut),
+    honorGlobalPrivacyControl: c?.getOptionalBoolean('honorGlobalPrivacyControl') ?? DEFAULTS.honorGlobalPrivacyControl,
     appVersion: c?.getOptionalString('appVersion'),
     backstageVersion: c?.getOptionalString('backstageVersion'),
     debug: c?.getOptionalBoolean('debug') ?? DEFAULTS.debug,

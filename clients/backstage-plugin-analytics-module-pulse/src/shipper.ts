@@ -41,6 +41,8 @@ export interface ShipperStats {
   /** Given up: queue overflow, or a request the collector will never take. */
   dropped: number;
   retries: number;
+  /** Not sent: the user opted out and the module is configured to send nothing then. */
+  declined: number;
 }
 
 export interface ShipperOptions {
@@ -50,6 +52,8 @@ export interface ShipperOptions {
   flushIntervalMs: number;
   send: Send;
   user: UserResolver;
+  /** Whether what is sent now leaves without identity (the user opted out). */
+  anonymous?: () => boolean;
   clock: Clock;
   log: Logger;
   /** Where events that did not fit a page-hide send wait for the next page load. */
@@ -58,7 +62,7 @@ export interface ShipperOptions {
 }
 
 export class Shipper {
-  readonly stats: ShipperStats = { captured: 0, accepted: 0, rejected: 0, dropped: 0, retries: 0 };
+  readonly stats: ShipperStats = { captured: 0, accepted: 0, rejected: 0, dropped: 0, retries: 0, declined: 0 };
   private readonly queue: BoundedQueue;
   private readonly pacing: Pacing;
   private readonly delivery: Delivery;
@@ -78,6 +82,11 @@ export class Shipper {
   /** Events queued or in flight. */
   get pending(): number { return this.queue.size; }
 
+  /** An event the user's opt-out keeps from being sent at all. */
+  decline(): void {
+    this.stats.declined += 1;
+  }
+
   enqueue(event: WireEvent): void {
     this.stats.captured += 1;
     this.queue.push(event);
@@ -95,9 +104,10 @@ export class Shipper {
   hide(): void {
     const held = this.queue.held();
     if (!held.length) return;
+    const anonymous = this.o.anonymous?.() ?? false;
     const user = this.o.user.settled;
-    if (user === undefined && this.o.user.mode === 'required') return this.pendingStore.save(held);
-    const rest = this.delivery.keepalive(held, user ?? undefined);
+    if (!anonymous && user === undefined && this.o.user.mode === 'required') return this.pendingStore.save(held);
+    const rest = this.delivery.keepalive(held, user ?? undefined, anonymous);
     if (rest.length) this.pendingStore.save(rest);
   }
 
@@ -123,15 +133,16 @@ export class Shipper {
         this.pacing.schedule(wait);
         return;
       }
+      const anonymous = this.o.anonymous?.() ?? false;
       let user: string | undefined;
       try {
-        user = await this.o.user.resolve();
+        user = anonymous ? undefined : await this.o.user.resolve();
       } catch (error) {
         this.delivery.backoff(undefined);
         this.warnOnce('identity', 'events wait for the user identity', error);
         return;
       }
-      const outcome = await this.delivery.next(user);
+      const outcome = await this.delivery.next(user, anonymous);
       if (outcome === 'retry') return;
     }
   }

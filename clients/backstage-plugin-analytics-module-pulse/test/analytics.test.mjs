@@ -48,7 +48,7 @@ describe('options', () => {
     const o = readOptions(config());
     assert.deepEqual(
       { ...o, endpoint: undefined, token: undefined },
-      { endpoint: undefined, token: undefined, enabled: true, flushIntervalMs: 5000, maxBatchSize: 50, maxQueueSize: 2000, identity: 'optional', userIdTransform: 'none', sessionIdleMinutes: 30, appVersion: undefined, backstageVersion: undefined, debug: false },
+      { endpoint: undefined, token: undefined, enabled: true, flushIntervalMs: 5000, maxBatchSize: 50, maxQueueSize: 2000, identity: 'optional', userIdTransform: 'none', sessionIdleMinutes: 30, optOut: 'anonymous', honorGlobalPrivacyControl: false, appVersion: undefined, backstageVersion: undefined, debug: false },
     );
   });
 
@@ -60,6 +60,7 @@ describe('options', () => {
     [{ flushIntervalMs: 10 }, 'flushIntervalMs'],
     [{ identity: 'always' }, 'identity'],
     [{ userIdTransform: 'md5' }, 'userIdTransform'],
+    [{ optOut: 'never' }, 'optOut'],
   ]) {
     it(`names the bad key: ${key}`, () => {
       assert.throws(() => readOptions(config(pulse)), e => e instanceof PulseConfigError && e.message.startsWith(`app.analytics.pulse.${key}:`));
@@ -250,6 +251,83 @@ describe("through Backstage's backend (the default)", () => {
   });
 });
 
+/** Backstage's storage API as the module sees it: one bucket, observable. */
+class FakeStorage {
+  constructor(values = {}) {
+    this.values = { ...values };
+    this.observers = [];
+  }
+  forBucket(name) {
+    assert.equal(name, 'pulse');
+    return {
+      snapshot: key => ({ key, value: this.values[key], presence: key in this.values ? 'present' : 'absent' }),
+      observe$: key => ({
+        subscribe: observer => {
+          this.observers.push([key, observer]);
+          return { unsubscribe: () => (this.observers = this.observers.filter(([, o]) => o !== observer)) };
+        },
+      }),
+    };
+  }
+  set(key, value) {
+    this.values[key] = value;
+    for (const [k, o] of this.observers) if (k === key) o.next({ key, value, presence: 'present' });
+  }
+}
+
+describe('opting out', () => {
+  it("sends an opted-out user's events without identity, from the moment the switch moves", async () => {
+    const storage = new FakeStorage();
+    const { api, clock, collector } = analytics({}, { identityApi: identity('user:default/ada'), storageApi: storage });
+    api.captureEvent(navigate);
+    await clock.advance(5000);
+    storage.set('optOut', true);
+    api.captureEvent(navigate);
+    await clock.advance(5000);
+    const bodies = collector.requests.map(r => JSON.parse(r.body));
+    assert.deepEqual(bodies.map(b => [b.events[0].user, b.anonymous]), [['user:default/ada', undefined], [undefined, true]]);
+    storage.set('optOut', false);
+    api.captureEvent(navigate);
+    await clock.advance(5000);
+    assert.equal(JSON.parse(collector.requests[2].body).events[0].user, 'user:default/ada');
+  });
+
+  it("asks Backstage's backend to leave the user out, and a hidden page's send too", async () => {
+    const clock = new FakeClock();
+    const collector = new FakeCollector();
+    const env = { sessionStorage: new MemoryStorage(), localStorage: new MemoryStorage(), document: new FakeTarget(), window: new FakeTarget(), clock, randomUUID: uuid, log: quietLog };
+    const api = PulseAnalytics.fromConfig(backendConfig(), { fetchApi: { fetch: collector.fetch }, discoveryApi: discovery, storageApi: new FakeStorage({ optOut: true }), environment: env });
+    api.captureEvent(navigate);
+    await clock.advance(5000);
+    api.captureEvent(navigate);
+    env.document.visibilityState = 'hidden';
+    env.document.dispatch('visibilitychange');
+    await settle();
+    assert.deepEqual(collector.requests.map(r => [JSON.parse(r.body).anonymous, r.keepalive]), [[true, false], [true, true]]);
+  });
+
+  it('sends nothing of an opted-out user when configured to drop', async () => {
+    const storage = new FakeStorage({ optOut: true });
+    const { api, clock, collector } = analytics({ optOut: 'drop' }, { identityApi: identity('user:default/ada'), storageApi: storage });
+    api.captureEvent(navigate);
+    api.captureEvent(navigate);
+    await clock.advance(60_000);
+    assert.equal(collector.requests.length, 0);
+    assert.equal(api.stats.declined, 2);
+    assert.equal(api.stats.captured, 0);
+  });
+
+  it("honours the browser's Global Privacy Control only when configured to", async () => {
+    const navigator = { globalPrivacyControl: true };
+    for (const [honorGlobalPrivacyControl, user] of [[true, undefined], [false, 'user:default/ada']]) {
+      const { api, clock, collector } = analytics({ honorGlobalPrivacyControl }, { identityApi: identity('user:default/ada'), environment: { navigator } });
+      api.captureEvent(navigate);
+      await clock.advance(5000);
+      assert.equal(collector.events[0].user, user);
+    }
+  });
+});
+
 describe('new frontend system', () => {
   it('is an analytics implementation attached to the app analytics API', () => {
     assert.equal(analyticsModulePulse.pluginId, 'app');
@@ -262,7 +340,7 @@ describe('new frontend system', () => {
     const [extension] = analyticsModulePulse.extensions;
     const outputs = [...extension.factory({ node: {}, config: undefined, inputs: {}, apis: {} })];
     const { value } = outputs.find(o => o.id === 'core.analytics.factory');
-    assert.deepEqual(Object.fromEntries(Object.entries(value.deps).map(([k, ref]) => [k, ref.id])), { config: 'core.config', identity: 'core.identity', fetch: 'core.fetch', discovery: 'core.discovery' });
+    assert.deepEqual(Object.fromEntries(Object.entries(value.deps).map(([k, ref]) => [k, ref.id])), { config: 'core.config', identity: 'core.identity', fetch: 'core.fetch', discovery: 'core.discovery', storage: 'core.storage' });
     const collector = new FakeCollector();
     const implementation = value.factory({ config: config(), identity: identity('user:default/grace'), fetch: { fetch: collector.fetch } });
     implementation.captureEvent({ action: 'click', subject: 'Create', context: { pluginId: 'scaffolder', extensionId: 'page:scaffolder' } });

@@ -34,7 +34,7 @@ describe('batching', () => {
     await clock.advance(0);
     assert.deepEqual(collector.requests.map(r => JSON.parse(r.body).events.length), [10, 10, 3]);
     assert.deepEqual(ids(collector.events), ids(sent));
-    assert.deepEqual(s.stats, { captured: 23, accepted: 23, rejected: 0, dropped: 0, retries: 0 });
+    assert.deepEqual(s.stats, { captured: 23, accepted: 23, rejected: 0, dropped: 0, retries: 0, declined: 0 });
     assert.equal(s.pending, 0);
   });
 

@@ -8,6 +8,7 @@ import {
   discoveryApiRef,
   fetchApiRef,
   identityApiRef,
+  storageApiRef,
 } from '@backstage/core-plugin-api';
 import type { FrontendFeature } from '@backstage/frontend-plugin-api';
 import analyticsModulePulse from '../src/alpha.js';
@@ -16,9 +17,9 @@ import { PulseAnalytics } from '../src/index.js';
 export const legacyApis = [
   createApiFactory({
     api: analyticsApiRef,
-    deps: { configApi: configApiRef, identityApi: identityApiRef, fetchApi: fetchApiRef, discoveryApi: discoveryApiRef },
-    factory: ({ configApi, identityApi, fetchApi, discoveryApi }) =>
-      PulseAnalytics.fromConfig(configApi, { identityApi, fetchApi, discoveryApi }),
+    deps: { configApi: configApiRef, identityApi: identityApiRef, fetchApi: fetchApiRef, discoveryApi: discoveryApiRef, storageApi: storageApiRef },
+    factory: ({ configApi, identityApi, fetchApi, discoveryApi, storageApi }) =>
+      PulseAnalytics.fromConfig(configApi, { identityApi, fetchApi, discoveryApi, storageApi }),
   }),
 ];
 

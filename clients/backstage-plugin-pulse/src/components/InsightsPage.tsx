@@ -10,6 +10,7 @@ import { type QuestionParams, pulseApiRef } from '../api.js';
 import { Controls, type Selection } from './Controls.js';
 import { Failure } from './Failure.js';
 import { Insights } from './Insights.js';
+import { OptOut } from './OptOut.js';
 import { useLoad } from './useAnswer.js';
 
 export interface InsightsPageProps {
@@ -40,7 +41,12 @@ export function InsightsPage({ header = true }: InsightsPageProps) {
         </Grid>
       </>
     );
-  const content = <Content>{body}</Content>;
+  const content = (
+    <Content>
+      {body}
+      <OptOut />
+    </Content>
+  );
   if (!header) return content;
   return (
     <Page themeId="tool">

@@ -1,0 +1,50 @@
+"""Users and groups an admin excludes (bots, load-test accounts): their events are refused at
+the collector with reason ``excluded`` and never reach Kafka (pure; the people lookup is
+injected).
+
+Users are matched by keyed id, so an excluded user is recognised whether the event carried the
+entity ref or a module's ``sha256:`` of it; groups through the catalog's people (the user's
+direct groups and every group above them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+
+from streams.job.pseudonymize import Pseudonymizer
+
+# A keyed user id (hex, as the people topic keys it) -> the refs of the user's groups.
+PeopleLookup = Callable[[str], tuple[str, ...] | None]
+
+
+def keyed_ids(keyer: Pseudonymizer, user_ref: str) -> set[str]:
+    """Every id ``user_ref``'s events can carry once keyed: the ref's, and that of a
+    ``sha256:`` of the ref as Backstage spelled it or lower-cased."""
+    ids = {keyer(user_ref)}
+    for spelling in {user_ref, user_ref.lower()}:
+        ids.add(keyer("sha256:" + hashlib.sha256(spelling.encode()).hexdigest()))
+    return ids
+
+
+class Exclusions:
+    def __init__(self, refs: Iterable[str], keyer: Pseudonymizer, people: PeopleLookup) -> None:
+        refs = [r.strip() for r in refs if r.strip()]
+        bad = [r for r in refs if not r.lower().startswith(("user:", "group:")) or "/" not in r]
+        if bad:
+            raise ValueError(f"not a user or group entity ref (kind:namespace/name): {bad[0]!r}")
+        self.users = {i for r in refs if r.lower().startswith("user:") for i in keyed_ids(keyer, r)}
+        self.groups = frozenset(r.lower() for r in refs if r.lower().startswith("group:"))
+        self._people = people
+
+    def __bool__(self) -> bool:
+        return bool(self.users or self.groups)
+
+    def __call__(self, user_id: str | None) -> bool:
+        """Whether an event of this keyed user (``hmac-sha256:<hex>``, or None) is refused."""
+        if not user_id:
+            return False
+        digest = user_id.rpartition(":")[2]
+        if digest in self.users:
+            return True
+        return bool(self.groups) and not self.groups.isdisjoint(self._people(digest) or ())
