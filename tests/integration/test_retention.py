@@ -16,6 +16,8 @@ from streams.kafka.topics import apply_retention as apply_topic_retention
 from streams.kafka.topics import ensure_topics, event_topics, pulse_topics, wait_for_broker
 from streams.settings import KafkaSettings
 
+from .conftest import wait_for
+
 NOW = datetime.now(UTC).replace(microsecond=0)
 AGES = (5, 40, 100)  # days
 
@@ -106,13 +108,12 @@ def test_the_event_topics_keep_messages_as_long_as_the_events(pulse_env, broker)
         return out
 
     default = retention()[settings.topic_counts]
-    settings.events_retention_days = 7
-    assert apply_topic_retention(admin, settings).endswith("keep 7 days")
-    got = retention()
-    assert {t: got[t] for t in event_topics(settings)} == {
-        t: (str(7 * 86_400_000), False) for t in event_topics(settings)
-    }
-    assert got[settings.topic_counts] == default  # counts name nobody
+    settings.events_retention_days = 3
+    assert apply_topic_retention(admin, settings).endswith("keep 3 days")
+    # A config change reaches the brokers' metadata after the controller took it: poll.
+    wanted = {t: (str(3 * 86_400_000), False) for t in event_topics(settings)}
+    wait_for(lambda: {t: retention()[t] for t in wanted} == wanted, 120, "the retention set")
+    assert retention()[settings.topic_counts] == default  # counts name nobody
     settings.events_retention_days = 0
     apply_topic_retention(admin, settings)
-    assert all(retention()[t] == default for t in event_topics(settings))
+    wait_for(lambda: all(retention()[t] == default for t in wanted), 120, "the default back")
