@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from clickhouse_connect.driver.client import Client
 
 from sinks.clickhouse import call
-from sinks.schema.cluster import render
+from sinks.schema.migrate import rendered
 
 DEAD_LETTERS_DEFAULT_DAYS = 30  # when events are kept forever (migration 005's TTL)
 
@@ -79,7 +79,7 @@ def apply_retention(
             statement = f"ALTER TABLE {database}.{bound.table} " + (
                 f"MODIFY TTL {bound.time} + INTERVAL {days} DAY" if days else "REMOVE TTL"
             )
-            for each in render(statement, cluster) if cluster else [statement]:
+            for each in rendered(statement, cluster):
                 call(f"setting the TTL of {bound.table}", client.command, each)
         said.append(f"{bound.table} {f'{days} days' if days else 'forever'}")
     return said

@@ -58,7 +58,9 @@ export class PulseAnalytics implements AnalyticsApi {
     const privacy = (this.privacy = new Privacy(options.optOut, deps.storageApi, globalPrivacyControl(options.honorGlobalPrivacyControl, this.env.navigator)));
     this.detach.push(() => privacy.dispose());
     this.session = new SessionTracker(this.env.sessionStorage, options.sessionIdleMinutes * 60_000, clock.now, this.env.randomUUID);
-    this.shipper = newShipper(options, deps.frontendSystem ?? 'LEGACY', send, user, this.env, () => privacy.anonymous);
+    // Through the backend, `identity: disabled` is asked for as an opt-out is: no user added.
+    const neverIdentified = options.endpoint === undefined && options.identity === 'disabled';
+    this.shipper = newShipper(options, deps.frontendSystem ?? 'LEGACY', send, user, this.env, () => neverIdentified || privacy.declined);
     // Asked now, so that a page hidden before the first flush can still send the user.
     user.resolve().catch(() => {});
     this.shipper.restorePersisted();
@@ -144,8 +146,6 @@ function newShipper(
       appVersion: options.appVersion,
       backstageVersion: options.backstageVersion,
       collector: `${MODULE_NAME}/${MODULE_VERSION}`,
-      // Through Backstage's backend, which would otherwise add the signed-in user.
-      ...(options.endpoint === undefined && options.identity === 'disabled' ? { anonymous: true } : {}),
     },
     maxBatchSize: options.maxBatchSize,
     maxQueueSize: options.maxQueueSize,

@@ -59,11 +59,6 @@ export class Privacy {
     return this.mode === 'drop' && this.declined;
   }
 
-  /** Events sent now carry no identity. */
-  get anonymous(): boolean {
-    return this.declined;
-  }
-
   dispose(): void {
     this.stop();
   }
