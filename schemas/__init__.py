@@ -17,6 +17,7 @@ WINDOW_COUNT_BATCH = "pulse.v1.WindowCountBatch"
 PLUGIN_INFO = "pulse.v1.PluginInfo"
 PERSON = "pulse.v1.Person"
 GROUP_INFO = "pulse.v1.GroupInfo"
+ERASURE = "pulse.v1.Erasure"
 # Batch envelope -> the record its `events` array holds.
 BATCH_ITEMS = {
     ANALYTICS_EVENT_BATCH: ANALYTICS_EVENT,
@@ -30,6 +31,7 @@ __all__ = [
     "BATCH_ITEMS",
     "ENRICHED_EVENT",
     "ENRICHED_EVENT_BATCH",
+    "ERASURE",
     "GROUP_INFO",
     "PERSON",
     "PLUGIN_INFO",

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 STAGE_DECODE = "decode"
 STAGE_VALIDATE = "validate"
+# An erased person's event: the dead letter holds no key, value or original headers, and its
+# detail is the keyed user id (Erasure.v1), so the letter itself names nobody.
+STAGE_ERASURE = "erasure"
+REASON_ERASED = "erased"
 HEADER_STAGE = "pulse.error.stage"
 HEADER_REASON = "pulse.error.reason"
 HEADER_DETAIL = "pulse.error.detail"

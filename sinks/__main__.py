@@ -88,7 +88,8 @@ def run(tables: tuple[str, ...], do_migrate: bool, serve_queries: bool | None) -
     metrics = SinkMetrics()
     server = None
     if serve_queries if serve_queries is not None else settings.embedded:
-        server = _query_server(settings, settings.query_bind, settings.query_port, metrics.registry)
+        server = _query_server(settings, settings.query_bind, settings.query_port, metrics.registry,
+                               _erasures(settings))  # fmt: skip
         log.info("read-only SQL on %s, dashboard on %s/dashboard", server.url, server.url)
     sinks = _sinks(settings, client, metrics, tables)
     failed = threading.Event()
@@ -197,8 +198,10 @@ def _exit_if_stalled(sinks: list, deadline_s: float) -> None:
         os._exit(1)  # the stuck thread cannot be stopped; nothing it did is committed
 
 
-def _query_server(settings: ClickHouseSettings, bind: str, port: int, registry=None):
-    """The query port, its pool of clients on the database, started."""
+def _query_server(settings: ClickHouseSettings, bind: str, port: int, registry=None,
+                  erasures=None):  # fmt: skip
+    """The query port, its pool of clients on the database, started; ``erasures``: it erases
+    (the process that owns an embedded chDB, or the standalone port of a server)."""
     from sinks.clickhouse import connect
     from sinks.query.server import QueryServer
 
@@ -214,6 +217,7 @@ def _query_server(settings: ClickHouseSettings, bind: str, port: int, registry=N
         max_concurrent=settings.query_max_concurrent,
         read_tokens=settings.read_tokens(),
         min_group_size=settings.min_group_size,
+        erasures=erasures,
     ).start()
 
 
@@ -245,9 +249,10 @@ def dashboard(port: int | None, bind: str | None) -> None:
 
     For a ClickHouse server; in embedded mode the running sink already serves it."""
     _setup_logging()
-    settings = ClickHouseSettings()
+    settings = SinkSettings()
     try:
-        server = _query_server(settings, bind or settings.query_bind, port or settings.query_port)
+        server = _query_server(settings, bind or settings.query_bind, port or settings.query_port,
+                               erasures=_erasures(settings))  # fmt: skip
     except (SinkError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"dashboard: {server.url}/dashboard (Ctrl-C stops)")
@@ -256,6 +261,82 @@ def dashboard(port: int | None, bind: str | None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     server.stop()
+
+
+def _erasures(settings: SinkSettings):
+    """Erasures as the query port serves them (one at a time; each on a client of its own)."""
+    from sinks.clickhouse import connect
+    from sinks.erasure.eraser import Eraser
+    from sinks.erasure.person import named
+
+    lock = threading.Lock()
+    secret = settings.user_id_secret.get_secret_value() if settings.user_id_secret else None
+
+    def erasures(action: str, request: dict) -> dict:
+        person = named(request, secret)
+        by = str(request.get("requested_by") or "admin token")[:200]
+        with lock:
+            client = connect(settings.clickhouse_url, **settings.connect_options())
+            try:
+                eraser = Eraser(client, settings, say=log.info)
+                done = eraser.verify(person) if action == "verify" else eraser.erase(person, by)
+            finally:
+                client.close()
+        return done.as_json()
+
+    return erasures
+
+
+@cli.command()
+@click.option("--user", help="The person's user entity ref (user:default/jane).")
+@click.option("--id", "user_id", help="Or the keyed id their events carry (64 hex).")
+@click.option("--verify", is_flag=True, help="Prove the person's last erasure still holds.")
+def erase(user: str | None, user_id: str | None, verify: bool) -> None:
+    """Erase a person: their events and dead letters deleted, the rollups they touched
+    recounted, a receipt in pulse.erasures; kept out of every later insert and replay.
+
+    Embedded mode: through the running sink's query port (PULSE_QUERY_ADMIN_TOKEN), or here
+    when nothing runs. Server mode: against PULSE_CLICKHOUSE_URL. Prints the receipt (or the
+    verification) as JSON; exits 1 when a verification fails."""
+    import json
+
+    from sinks.query.sql import query_server_up
+
+    _setup_logging()
+    settings = SinkSettings()
+    request = {"user": user, "user_id": user_id, "requested_by": f"cli:{os.getlogin()}"
+               if sys.stdin.isatty() else "cli"}  # fmt: skip
+    try:
+        if settings.embedded and query_server_up(settings.query_url):
+            answer = _erase_via_server(settings, "verify" if verify else "erase", request)
+        else:
+            answer = _erasures(settings)("verify" if verify else "erase", request)
+    except (SinkError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(answer, indent=2))
+    if verify and not answer.get("ok"):
+        sys.exit(1)
+
+
+def _erase_via_server(settings: SinkSettings, action: str, request: dict) -> dict:
+    import json
+
+    import urllib3
+
+    admin = settings.query_admin_token
+    if admin is None:
+        raise click.ClickException("the running sink erases with PULSE_QUERY_ADMIN_TOKEN: set it")
+    path = "/v1/erasures/verify" if action == "verify" else "/v1/erasures"
+    resp = urllib3.request(
+        "POST", settings.query_url + path, body=json.dumps(request).encode(),
+        headers={"Authorization": f"Bearer {admin.get_secret_value()}",
+                 "Content-Type": "application/json"},
+        timeout=settings.erasure_wait_s + 600, retries=False,
+    )  # fmt: skip
+    answer = json.loads(resp.data or b"{}")
+    if resp.status != 200:
+        raise click.ClickException(f"{answer.get('error')}: {answer.get('detail')}")
+    return answer
 
 
 FORMATS = {"table": "PrettyCompactMonoBlock", "csv": "CSVWithNames", "json": "JSONEachRow",

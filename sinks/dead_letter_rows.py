@@ -18,6 +18,7 @@ from schemas.dead_letters import (
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
     HEADER_STAGE,
+    REASON_ERASED,
 )
 
 COLUMNS = (
@@ -61,3 +62,14 @@ def row(
         "dlq_partition": partition,
         "dlq_offset": offset,
     }
+
+
+def erased(row: dict[str, Any], user_id: str) -> dict[str, Any]:
+    """The row of a dead letter that names an erased person: where it was, the keyed id, and
+    nothing of the message (no key, payload or headers beyond where it came from)."""
+    kept = (HEADER_STAGE, HEADER_SOURCE_TOPIC, HEADER_SOURCE_PARTITION, HEADER_SOURCE_OFFSET,
+            HEADER_BATCH_INDEX)  # fmt: skip
+    headers = {k: v for k, v in row["headers"].items() if k in kept}
+    headers |= {HEADER_REASON: REASON_ERASED, HEADER_DETAIL: user_id}
+    return row | {"reason": REASON_ERASED, "detail": user_id, "message_key": "",
+                  "payload_base64": "", "payload_bytes": 0, "headers": headers}  # fmt: skip

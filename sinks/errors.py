@@ -36,6 +36,14 @@ class RebalanceError(SinkError):
     """Taking over or handing back partitions failed (e.g. Kafka kept refusing a request)."""
 
 
+class KafkaUnavailableError(SinkError):
+    """Kafka did not answer a request the sink or the eraser cannot go on without."""
+
+
+class ErasureError(SinkError):
+    """An erasure could not be completed (it is safe to ask for it again)."""
+
+
 class QueryRefusedError(ClickHouseRejectedError):
     """An analyst's query outside the query policy or its limits. ``reason`` is a stable code
     (``forbidden_table_function``, ``limit_exceeded``, …); ``status`` the HTTP answer."""

@@ -151,6 +151,14 @@ class SinkSettings(ClickHouseSettings):
     topic_counts: str = "pulse.counts.1m"
     topic_dlq: str = "pulse.events.dlq"
     topic_groups: str = Field("pulse.catalog.groups", description="each group's population")
+    topic_people: str = Field("pulse.catalog.people", description="each user's groups")
+    topic_erasures: str = Field("pulse.erasures", description="erased people's keyed ids")
+    user_id_secret: SecretStr | None = Field(
+        None, description="the workers' HMAC key: erasing by entity ref keys the ref with it"
+    )
+    erasure_wait_s: float = Field(
+        300.0, gt=0, description="how long an erasure waits for the sinks to pass its mark"
+    )
     group_prefix: str = Field("pulse-sink", description="consumer group = <prefix>-<table>")
     # Each partition run is one insert and one part per table: small runs mean many parts and
     # merges (sink bench: 73-85k events/s per core at 20,000 rows, 106-112k at 100,000). Under

@@ -31,6 +31,8 @@ class TableSpec:
     # Whether a message a streams worker sent twice is skipped (see ``repeats``). Counts need
     # not be: a window key's latest version wins.
     skip_repeats: bool = True
+    # Whether its rows can name a person: an erased person's are kept out (``worker.scrub``).
+    erasable: bool = False
 
     @property
     def avro(self) -> bool:
@@ -58,7 +60,12 @@ GROUP_COLUMNS = (
 def table_specs(settings: SinkSettings) -> dict[str, TableSpec]:
     return {
         "events": TableSpec(
-            "events", settings.topic_enriched, ENRICHED_EVENT, EVENT_COLUMNS, ENRICHED_EVENT_BATCH
+            "events",
+            settings.topic_enriched,
+            ENRICHED_EVENT,
+            EVENT_COLUMNS,
+            ENRICHED_EVENT_BATCH,
+            erasable=True,
         ),
         "counts_1m": TableSpec(
             "counts_1m",
@@ -70,7 +77,7 @@ def table_specs(settings: SinkSettings) -> dict[str, TableSpec]:
             skip_repeats=False,
         ),
         "dead_letters": TableSpec(
-            "dead_letters", settings.topic_dlq, None, dead_letter_rows.COLUMNS
+            "dead_letters", settings.topic_dlq, None, dead_letter_rows.COLUMNS, erasable=True
         ),
         # A group's snapshot of a day replaces the day's earlier one: repeats change nothing.
         "group_members": TableSpec(

@@ -281,7 +281,7 @@ def worker() -> None:
         settings = WorkerSettings()
     except Exception as exc:  # pydantic ValidationError: name the missing variable
         raise click.ClickException(f"invalid settings: {exc}") from exc
-    from schemas import PERSON, PLUGIN_INFO
+    from schemas import ERASURE, PERSON, PLUGIN_INFO
     from streams.catalog.org import GroupRefs
     from streams.catalog.table import TopicTable
     from streams.catalog.topic import ensure_topics_of
@@ -298,8 +298,10 @@ def worker() -> None:
     bootstrap = settings.kafka_bootstrap
     catalog = TopicTable(bootstrap, settings.topic_catalog, PLUGIN_INFO).start()
     people = TopicTable(bootstrap, settings.topic_people, PERSON, load=GroupRefs()).start()
-    log.info("catalog: %d plugins, %d people in groups", len(catalog), len(people))
-    app = create_app(settings, plugins=catalog, people=people)
+    erased = TopicTable(bootstrap, settings.topic_erasures, ERASURE).start()
+    log.info("catalog: %d plugins, %d people in groups; %d ids erased", len(catalog), len(people),
+             len(erased))  # fmt: skip
+    app = create_app(settings, plugins=catalog, people=people, erased=erased)
     try:
         runner = Worker(app, loglevel=settings.log_level, quiet=True)
         # faust's start-up spinner sets the root logger to DEBUG whenever the level is WARNING
@@ -310,6 +312,7 @@ def worker() -> None:
     finally:
         catalog.stop()
         people.stop()
+        erased.stop()
 
 
 @cli.command()

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.job.pseudonymize import Pseudonymizer
+from schemas.identity import Pseudonymizer
 from streams.job.validate import Limits
 
 
@@ -26,6 +26,7 @@ class KafkaSettings(BaseSettings):
     topic_catalog: str = "pulse.catalog.plugins"
     topic_people: str = Field("pulse.catalog.people", description="each user's groups")
     topic_groups: str = Field("pulse.catalog.groups", description="each group's population")
+    topic_erasures: str = Field("pulse.erasures", description="erased people's keyed ids")
     partitions: int = Field(4, ge=1, description="partition count used when creating topics")
     replication_factor: int = Field(
         1, ge=1, description="copies of each partition of topics Pulse (and faust) creates"

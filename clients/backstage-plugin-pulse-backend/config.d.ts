@@ -16,6 +16,15 @@ export interface Config {
      */
     maxConcurrent?: number;
     /**
+     * Pulse's admin token (PULSE_QUERY_ADMIN_TOKEN), e.g. `${PULSE_ADMIN_TOKEN}`: with it,
+     * users holding `pulse.people.erase` can erase a person at `/api/pulse/erasures`. Without
+     * it, that route answers 404.
+     * @visibility secret
+     */
+    adminToken?: string;
+    /** How long an erasure may take, in milliseconds (default 600000: it waits for the sinks). */
+    erasureTimeoutMs?: number;
+    /**
      * Where `/api/pulse/events` sends the analytics module's events, as the signed-in user's.
      * Without it, that route answers 404.
      */

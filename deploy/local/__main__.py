@@ -137,6 +137,8 @@ def _environment(args: argparse.Namespace, data: Path) -> dict[str, str]:
         "PULSE_COLLECTOR_BACKEND_TOKENS": f"local={_secret(data / 'backend-token')}",
         # The query port's read token: the sink accepts it, the CLI sends it.
         "PULSE_QUERY_TOKEN_FILE": str(data / "query-token"),
+        # The admin token: erasures (python -m sinks erase, Backstage's backend plugin).
+        "PULSE_QUERY_ADMIN_TOKEN": _secret(data / "admin-token"),
         # Backstage's dev server, unless the caller names its own origins.
         "PULSE_CORS_ORIGINS": os.environ.get("PULSE_CORS_ORIGINS")
         or "http://localhost:3000,http://127.0.0.1:3000",
@@ -160,6 +162,8 @@ def _announce(args: argparse.Namespace, data: Path) -> None:
     cli = "" if data == Path(".pulse").resolve() else f"PULSE_QUERY_TOKEN_FILE={token_file} "
     print(f'Query it: {cli}{sys.executable} -m sinks sql "SELECT count() FROM pulse.events"')
     print(f"          {sys.executable} -m sinks query --list")
+    print(f"Erase a person: PULSE_QUERY_ADMIN_TOKEN=$(cat {data / 'admin-token'}) "
+          f"{sys.executable} -m sinks erase --user user:default/<name>")  # fmt: skip
     print("Ctrl-C stops everything.", flush=True)
 
 

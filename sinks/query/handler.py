@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from sinks.clickhouse import call
-from sinks.errors import ClickHouseError, ClickHouseUnavailableError, QueryRefusedError
+from sinks.errors import (
+    ClickHouseError,
+    ClickHouseUnavailableError,
+    QueryRefusedError,
+    SinkError,
+)
 from sinks.query import api, dashboard, questions
 from sinks.query.credentials import Caller, session_cookie
 from sinks.query.guard import cancel
@@ -30,7 +35,7 @@ JS = "text/javascript; charset=UTF-8"
 JSON = "application/json"
 ENDPOINTS = frozenset({"/", "/ping", "/healthz", "/readyz", "/metrics", "/dashboard",
                        "/static/plotly.min.js", "/v1/questions", "/v1/questions/*",
-                       "/v1/openapi.json"})  # fmt: skip
+                       "/v1/openapi.json", "/v1/erasures", "/v1/erasures/verify"})  # fmt: skip
 AUTHENTICATION_FAILED = 516  # ClickHouse's code, for clients of its HTTP interface
 
 
@@ -56,6 +61,9 @@ class _Replying(BaseHTTPRequestHandler):
             self._json(exc.status, {"error": exc.reason, "detail": detail}, headers)
         else:
             self._reply(exc.status, f"{exc}\n".encode(), headers)
+
+    def _problem(self, status: int, error: str, detail: str) -> None:
+        self._json(status, {"error": error, "detail": detail})
 
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self._reply(status, json.dumps(body).encode(), headers, content_type=JSON)
@@ -260,8 +268,39 @@ class _Handler(_Answering):
                 "SYNTAX_ERROR"))  # fmt: skip
             return
         body = self.rfile.read(length).decode("utf-8", "replace")
+        path = urlsplit(self.path).path
+        if path in ("/v1/erasures", "/v1/erasures/verify"):
+            self._erasure("verify" if path.endswith("/verify") else "erase", body)
+            return
         prefix = params.get("query", [""])[0]
         self._query(f"{prefix} {body}".strip(), params)
+
+    def _erasure(self, action: str, body: str) -> None:
+        """Erase a person, or verify an erasure: the admin token only. Answers when done (an
+        erasure waits for the sinks: minutes at most, ``PULSE_ERASURE_WAIT_S``)."""
+        caller = self._caller()
+        if caller is None:
+            return
+        if not caller.admin:
+            self._problem(HTTPStatus.FORBIDDEN, "forbidden", "erasures need the admin token")
+            return
+        if self.service.erasures is None:
+            detail = "this process does not erase: ask the sinks' query port"
+            self._problem(HTTPStatus.NOT_FOUND, "not_available", detail)
+            return
+        try:
+            request = json.loads(body or "{}")
+            if not isinstance(request, dict):
+                raise ValueError("the request is a JSON object")
+            answer = self.service.erasures(action, request)
+        except (ValueError, RecursionError) as exc:
+            self._problem(HTTPStatus.BAD_REQUEST, "invalid_request", str(exc))
+            return
+        except SinkError as exc:
+            log.warning("erasure failed: %s", exc)
+            self._problem(HTTPStatus.SERVICE_UNAVAILABLE, "erasure_failed", str(exc))
+            return
+        self._json(HTTPStatus.OK, answer)
 
     def _ready(self) -> None:
         try:  # ready when ClickHouse answers

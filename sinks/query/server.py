@@ -19,6 +19,7 @@ import queue
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from prometheus_client import CollectorRegistry
@@ -77,8 +78,15 @@ class Slots:
             self._free.put(client)
 
 
+# ``erasures(action, request)``: "erase" or "verify" a person named by the JSON request
+# ({"user": ref} or {"user_id": keyed id}); the receipt or verification as JSON. Raises
+# ValueError for a bad request, SinkError when it could not be done.
+Erasures = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
 class Service:
-    """What one request needs: the guard, the pool, the credentials, the metrics."""
+    """What one request needs: the guard, the pool, the credentials, the metrics, and (where
+    this process can erase) the erasures."""
 
     def __init__(
         self,
@@ -87,10 +95,12 @@ class Service:
         metrics: QueryMetrics,
         credentials: Credentials,
         min_group_size: int = 5,
+        erasures: Erasures | None = None,
     ) -> None:
         self.guard, self.slots, self.metrics = guard, slots, metrics
         self.credentials = credentials
         self.min_group_size = min_group_size
+        self.erasures = erasures
         self._refusals: set[tuple[str, str]] = set()
 
     def refused_once(self, client: str, kind: str, endpoint: str) -> None:
@@ -145,6 +155,7 @@ class QueryServer(HttpService):
         max_concurrent: int = 4,
         read_tokens: dict[str, str] | None = None,
         min_group_size: int = 5,
+        erasures: Erasures | None = None,
     ) -> None:
         """``connect``: makes the pool's clients (``max_concurrent`` of them, and one to kill
         queries with). ``registry``: where the request metrics go (the process's; else one of
@@ -157,8 +168,9 @@ class QueryServer(HttpService):
             log.warning("no read token is configured (PULSE_QUERY_READ_TOKENS, "
                         "PULSE_QUERY_TOKEN_FILE): every query is refused")  # fmt: skip
         service = Service(
-            Guard(database, limits), self.slots, self.metrics, credentials, min_group_size
-        )
+            Guard(database, limits), self.slots, self.metrics, credentials, min_group_size,
+            erasures,
+        )  # fmt: skip
         super().__init__(host, port, handler(service))
 
     def stop(self) -> None:

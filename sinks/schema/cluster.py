@@ -24,6 +24,7 @@ SHARDING_KEYS = {
     "usage_hourly": "cityHash64(hour, instance_id, frontend_system, plugin_id, extension, action)",
     "usage_daily": "cityHash64(day, instance_id, frontend_system, plugin_id, extension, action)",
     "group_members": "cityHash64(ref)",  # a group's snapshots replace each other on one shard
+    "erasures": "cityHash64(erasure_id)",  # an erasure's stages replace each other on one shard
     "usage_hourly_by_group": (
         "cityHash64(hour, group_ref, instance_id, frontend_system, plugin_id, extension, action)"
     ),

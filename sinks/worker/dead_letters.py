@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from confluent_kafka import Message, Producer
 
-from schemas.dead_letters import dead_letter_headers
+from schemas.dead_letters import REASON_ERASED, dead_letter_headers
 from sinks.errors import DeadLetterError
 from sinks.settings import SinkSettings
 from sinks.worker.stats import SinkStats
@@ -46,6 +46,17 @@ class DeadLetters:
         self._producer.produce(
             self._topic, key=msg.key(), value=value, headers=headers, on_delivery=self._delivered
         )
+        self._producer.poll(0)
+        self._stats.add("dead_letters")
+
+    def erased(self, msg: Message, batch_index: int | None, user_id: str) -> None:
+        """An erased person's row: where it was and the keyed id; nothing of it."""
+        headers = dead_letter_headers(
+            None, stage=self._stage, reason=REASON_ERASED, detail=user_id, topic=msg.topic(),
+            partition=msg.partition(), offset=msg.offset(), batch_index=batch_index,
+        )  # fmt: skip
+        self._producer.produce(self._topic, value=b"", headers=headers,
+                               on_delivery=self._delivered)  # fmt: skip
         self._producer.poll(0)
         self._stats.add("dead_letters")
 

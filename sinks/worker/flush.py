@@ -12,10 +12,10 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from sinks.metrics import TableSeries
 from sinks.worker.batch import Run
-from sinks.worker.dead_letters import DeadLetters
 from sinks.worker.intents import Intents
 from sinks.worker.stats import SinkStats
 from sinks.worker.takeover import Takeover
+from sinks.worker.write import RunWriter
 
 log = logging.getLogger("pulse.sinks")
 
@@ -46,16 +46,14 @@ class Flush:
         consumer: Consumer,
         intents: Intents,
         takeover: Takeover,
-        write: Callable[[Run], int],
+        write: RunWriter,
         pool: ThreadPoolExecutor,
-        dead_letters: DeadLetters,
         stats: SinkStats,
         series: TableSeries,
     ) -> None:
         self._topic, self._consumer = topic, consumer
         self._intents, self._takeover = intents, takeover
         self._write, self._pool = write, pool
-        self._dead_letters = dead_letters
         self._stats, self._series = stats, series
         self.step = Step(series.table)
 
@@ -70,10 +68,14 @@ class Flush:
         at("recording intents of")
         replay_end = self._takeover.replay_end
         self._intents.record(r for r in runs if replay_end.get(r.partition) != r.last)
+        # Every erasure published before this flush applies to it (see erasure.mark).
+        at("reading the erasures for")
+        erased = self._write.erasures.sync() if self._write.erasures else frozenset()
         # Runs are independent (one token each), so they are inserted side by side: ClickHouse
         # parses one insert's Avro on one thread, and a machine has more cores than that.
         at("inserting")
-        self._stats.add("rows_written", sum(self._pool.map(self._write, runs)))
+        written = self._pool.map(lambda run: self._write(run, erased), runs)
+        self._stats.add("rows_written", sum(written))
         replayed = {}
         for run in runs:
             if run.repeats:
@@ -89,7 +91,9 @@ class Flush:
         # several runs past its committed offset: each starts where the one before ended.
         self._takeover.replay(replayed)
         at("delivering the dead letters of")
-        self._dead_letters.flush(30)  # dead letters durable before their offsets are committed
+        self._write.dead_letters.flush(
+            30
+        )  # dead letters durable before their offsets are committed
         at("committing")
         if self._commit(runs):
             self._stats.add("batches")

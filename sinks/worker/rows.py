@@ -13,6 +13,7 @@ from sinks import dead_letter_rows
 from sinks.metrics import TableSeries
 from sinks.tables import TableSpec
 from sinks.worker.dead_letters import DeadLetters
+from sinks.worker.erasures import named
 from sinks.worker.insert import Rows
 
 
@@ -49,20 +50,21 @@ class RowDecoder:
         return rows
 
 
-def dead_letter_table_rows(messages: list[Message]) -> Rows:
-    """Rows of the dead_letters table, one per dead-letter message."""
+def dead_letter_table_rows(messages: list[Message], erased: frozenset[str] = frozenset()) -> Rows:
+    """Rows of the dead_letters table, one per dead-letter message; one that names an erased
+    person keeps only where it was and the keyed id."""
     rows = Rows([], [])
     for msg in messages:
         _, ts = msg.timestamp()
-        rows.records.append(
-            dead_letter_rows.row(
-                key=msg.key(),
-                value=msg.value(),
-                headers=msg.headers(),
-                timestamp_ms=ts if ts > 0 else int(time.time() * 1000),
-                partition=msg.partition(),
-                offset=msg.offset(),
-            )
+        row = dead_letter_rows.row(
+            key=msg.key(),
+            value=msg.value(),
+            headers=msg.headers(),
+            timestamp_ms=ts if ts > 0 else int(time.time() * 1000),
+            partition=msg.partition(),
+            offset=msg.offset(),
         )
+        ids = named((msg.value() or b"") + row["detail"].encode(), erased)
+        rows.records.append(dead_letter_rows.erased(row, min(ids)) if ids else row)
         rows.sources.append((msg, None))
     return rows

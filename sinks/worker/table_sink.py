@@ -49,16 +49,14 @@ class TableSink:
         write = RunWriter.for_table(
             spec, settings, [client, *(insert_clients or [])], self.stats, series, self._stop
         )
-        self._inserter, self._dead_letters = write.insert, write.dead_letters
+        self._inserter, self._write = write.insert, write
         intents = Intents(client, settings.database, spec.table, spec.topic)
         repeats = RepeatFilter(settings.repeat_window if spec.skip_repeats else 0)
         self._takeover = Takeover(spec.table, spec.topic, intents, repeats)
         self._batch = Batch(settings.batch_rows, settings.batch_age_s)
         self._pool = ThreadPoolExecutor(settings.insert_parallelism, f"{spec.table}-insert")
-        self._flush = Flush(
-            spec.topic, self._consumer, intents, self._takeover, write, self._pool,
-            self._dead_letters, self.stats, series,
-        )  # fmt: skip
+        self._flush = Flush(spec.topic, self._consumer, intents, self._takeover, write, self._pool,
+                            self.stats, series)  # fmt: skip
         items = write.decode.items if write.decode else None
         self._take = Intake(
             self._batch, self._takeover, repeats, items, self.flush, self.stats, series
@@ -101,7 +99,7 @@ class TableSink:
             self._running = False
             self._consumer.close()  # leaves the group
             self._pool.shutdown()
-            self._dead_letters.close()
+            self._write.close()
             log.info("sink %s stopped: %s", self.spec.table, self.stats)
 
     def flush(self, partitions: set[int] | None = None) -> None:

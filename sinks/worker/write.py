@@ -11,15 +11,17 @@ import threading
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Message
 
-from schemas.container import ContainerWriter, ItemSchemas, NotPassthroughError, block_of
+from schemas.container import ContainerWriter, ItemSchemas, NotPassthroughError
 from sinks.errors import ClickHouseRejectedError
 from sinks.metrics import TableSeries
 from sinks.settings import SinkSettings
 from sinks.tables import TableSpec
 from sinks.worker.batch import Run
 from sinks.worker.dead_letters import DeadLetters
+from sinks.worker.erasures import ErasedIds
 from sinks.worker.insert import Inserter, Rows
 from sinks.worker.rows import RowDecoder, dead_letter_table_rows
+from sinks.worker.scrub import Scrub, block
 from sinks.worker.stats import SinkStats
 
 log = logging.getLogger("pulse.sinks")
@@ -34,16 +36,17 @@ class RunWriter:
         inserter: Inserter,
         dead_letters: DeadLetters,
         series: TableSeries,
+        erasures: ErasedIds | None = None,
     ) -> None:
-        """``clients``: one statement at a time each, so as many runs side by side."""
-        self._spec = spec
-        self._passthrough = passthrough
+        """``clients``: one run at a time each; ``erasures``: for rows that can name a person."""
+        self._spec, self._passthrough = spec, passthrough
         self._clients: queue.SimpleQueue[Client] = queue.SimpleQueue()
         for client in clients:
             self._clients.put(client)
-        self.insert, self.dead_letters = inserter, dead_letters
+        self.insert, self.dead_letters, self.erasures = inserter, dead_letters, erasures
         self._series = series
         self.decode = RowDecoder(spec, series, dead_letters) if spec.avro else None
+        self._scrub = Scrub(spec, dead_letters) if spec.avro and spec.erasable else None
         self._rejected = _Rejected(spec, self.decode, dead_letters, series)
 
     @classmethod
@@ -60,18 +63,26 @@ class RunWriter:
         target = f"{settings.database}.{spec.table}"
         inserter = Inserter(target, spec.columns, series, stats, stop)
         dead_letters = DeadLetters(settings, spec.table, stats)
-        return cls(spec, settings.avro_passthrough, clients, inserter, dead_letters, series)
+        erasures = ErasedIds.of(settings) if spec.erasable else None
+        return cls(spec, settings.avro_passthrough, clients, inserter, dead_letters, series,
+                   erasures)  # fmt: skip
 
-    def __call__(self, run: Run) -> int:
-        """Write the run; returns the rows written."""
+    def close(self) -> None:
+        self.dead_letters.close()
+        if self.erasures:
+            self.erasures.close()
+
+    def __call__(self, run: Run, erased: frozenset[str] = frozenset()) -> int:
+        """Write the run but the rows of ``erased`` keyed ids; returns the rows written."""
         client = self._clients.get()
         try:
             token = run.token(self._spec.topic)
             if self.decode is None:
-                rows = dead_letter_table_rows(run.messages)
+                rows = dead_letter_table_rows(run.messages, erased)
                 written = self.insert.rows(client, rows, f"{token}/rows", self._rejected)
             else:
-                written = self._avro(client, run.messages, token)
+                messages = self._scrub(run.messages, erased) if self._scrub else run.messages
+                written = self._avro(client, messages, token)
         finally:
             self._clients.put(client)
         self._series.rows.inc(written)
@@ -83,6 +94,8 @@ class RunWriter:
         containers, undecoded = assemble(messages, self.decode.items, self._passthrough)
         written = 0
         for i, (writer, members) in enumerate(containers):
+            if not writer.records:  # its messages' rows were all erased: the numbering stays
+                continue
             try:
                 self.insert.container(client, writer, f"{token}/avro{i}")
                 written += writer.records
@@ -109,14 +122,15 @@ def assemble(
         try:
             if not passthrough:
                 raise NotPassthroughError("passthrough is off")
-            item, count, payload = block_of(msg.value() or b"", items)
+            item, count, payload = block(msg, items)
         except NotPassthroughError:
             undecoded.append(msg)
             continue
         if item.key not in containers:
             containers[item.key] = (ContainerWriter(item), [])
         writer, members = containers[item.key]
-        writer.add_block(count, payload)
+        if count:
+            writer.add_block(count, payload)
         members.append(msg)
     return list(containers.values()), undecoded
 

@@ -149,7 +149,9 @@ class CatalogSync:
         # People are compared as encoded (Avro encoding is deterministic): 50,000 of them cost
         # a few MB as bytes, and far more as decoded records.
         encode = Encoder(default_catalog().latest(PERSON))
-        people = {user_id: encode(record) for user_id, record in resolved.people(self._keyed)}
+        erased = topic.read_values(s.kafka_bootstrap, s.topic_erasures)  # never published again
+        people = {user_id: encode(record) for user_id, record in resolved.people(self._keyed)
+                  if user_id not in erased}  # fmt: skip
         groups = resolved.group_records(now_ms)
         current_people = topic.read_values(s.kafka_bootstrap, s.topic_people)
         current_groups = topic.read_topic(s.kafka_bootstrap, s.topic_groups, GROUP_INFO)

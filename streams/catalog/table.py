@@ -48,6 +48,9 @@ class TopicTable(Generic[V]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
     def start(self, wait_s: float = 15.0) -> TopicTable[V]:
         """Start following; wait (bounded) until what the topic held at start is loaded."""
         self._thread.start()

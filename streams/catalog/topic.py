@@ -77,8 +77,10 @@ def read_values(
 
 
 def ensure_topics_of(admin: AdminClient, settings: KafkaSettings) -> None:
-    """The catalog topics: compacted, one partition each (small, read whole by every worker)."""
-    names = (settings.topic_catalog, settings.topic_people, settings.topic_groups)
+    """The catalog topics and the erasure list: compacted, one partition each (small, read
+    whole by every worker)."""
+    names = (settings.topic_catalog, settings.topic_people, settings.topic_groups,
+             settings.topic_erasures)  # fmt: skip
     config = {"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1"}
     ensure_topics(admin, names, 1, settings.replication_factor, config)
 

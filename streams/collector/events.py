@@ -16,12 +16,12 @@ from typing import Any
 from aiohttp import web
 
 from schemas import ANALYTICS_EVENT_BATCH, Encoder, default_catalog
+from schemas.identity import Pseudonymizer
 from streams.collector.exclusions import Exclusions
 from streams.collector.intake import IntakeError, convert
 from streams.collector.outbox import KafkaOutbox
 from streams.collector.rate_limit import RateLimiter
 from streams.collector.replies import CollectorMetrics, error
-from streams.job.pseudonymize import Pseudonymizer
 from streams.settings import CollectorSettings, Sender
 
 log = logging.getLogger("pulse.collector")

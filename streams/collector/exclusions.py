@@ -9,22 +9,12 @@ direct groups and every group above them).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 
-from streams.job.pseudonymize import Pseudonymizer
+from schemas.identity import Pseudonymizer, keyed_ids
 
 # A keyed user id (hex, as the people topic keys it) -> the refs of the user's groups.
 PeopleLookup = Callable[[str], tuple[str, ...] | None]
-
-
-def keyed_ids(keyer: Pseudonymizer, user_ref: str) -> set[str]:
-    """Every id ``user_ref``'s events can carry once keyed: the ref's, and that of a
-    ``sha256:`` of the ref as Backstage spelled it or lower-cased."""
-    ids = {keyer(user_ref)}
-    for spelling in {user_ref, user_ref.lower()}:
-        ids.add(keyer("sha256:" + hashlib.sha256(spelling.encode()).hexdigest()))
-    return ids
 
 
 class Exclusions:

@@ -20,13 +20,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas import PERSON
+from schemas.identity import Pseudonymizer
 from streams.catalog.org import GroupRefs
 from streams.catalog.table import TopicTable
 from streams.collector.events import EventsEndpoint
 from streams.collector.exclusions import Exclusions, PeopleLookup
 from streams.collector.outbox import KafkaOutbox
 from streams.collector.replies import CollectorMetrics, error
-from streams.job.pseudonymize import Pseudonymizer
 from streams.settings import CollectorSettings
 
 log = logging.getLogger("pulse.collector")

@@ -1,8 +1,9 @@
 """One raw message in, its outcomes out: the whole streams job without faust (pure logic
 over injected state), so it is unit-tested and benchmarked without a broker.
 
-Per message: size check, decode (single event or batch envelope), then per event: validate,
-de-duplicate, enrich, count. Good events leave as one EnrichedEventBatch; each bad one as a dead
+Per message: size check, decode (single event or batch envelope), then per event: the erasure
+check (an erased person's events are dead-lettered, keyed id only), validate, de-duplicate,
+enrich, count. Good events leave as one EnrichedEventBatch; each bad one as a dead
 letter (a bad *message* keeps its original bytes; a bad event inside a batch is re-encoded alone
 and says which index it was). Ledger: events in = forwarded + dead-lettered + duplicates +
 replayed (a message seen again after a restart, already forwarded).
@@ -11,7 +12,7 @@ replayed (a message seen again after a restart, already forwarded).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Collection, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,16 +26,20 @@ from schemas import (
     default_catalog,
 )
 from schemas.dead_letters import STAGE_VALIDATE, source_headers
+from schemas.identity import Pseudonymizer
 from streams.job import windows
 from streams.job.changes import Changes, Flush
 from streams.job.dedup import Deduplicator, Seen
 from streams.job.enrich import PeopleLookup, PluginLookup, enrich, no_people, no_plugins
-from streams.job.pseudonymize import Pseudonymizer
 from streams.job.rejections import DeadLetter, Rejections
 from streams.job.validate import Limits, ValidationError, validate
 from streams.metrics import StreamsMetrics
 
 Headers = list[tuple[str, bytes]]
+# The keyed ids of erased people (a started TopicTable of pulse.erasures): ``id in erased``, and
+# falsy while it holds none, so the check costs nothing until someone is erased.
+Erased = Collection[str]
+no_erasures: Erased = frozenset()
 __all__ = ["DeadLetter", "Flush", "Outcome", "Processor"]
 
 
@@ -61,6 +66,7 @@ class Processor:
         counts_store: MutableMapping[str, Any],
         plugins: PluginLookup = no_plugins,
         people: PeopleLookup = no_people,
+        erased: Erased = no_erasures,
         metrics: StreamsMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -70,7 +76,8 @@ class Processor:
         self.metrics = metrics or StreamsMetrics()
         self._decode = Decoder(default_catalog(), [ANALYTICS_EVENT, ANALYTICS_EVENT_BATCH])
         self.rejections = Rejections(self.metrics)
-        self._events = EventPath(self, Pseudonymizer(secret), (plugins, people), window_ms, clock)
+        lookups = (plugins, people, erased)
+        self._events = EventPath(self, Pseudonymizer(secret), lookups, window_ms, clock)
         self._changes = Changes(self.counter, self.dedup, self.metrics, clock)
         self._messages_in: dict[str, Any] = {}
 
@@ -133,7 +140,7 @@ class EventPath:
         self,
         processor: Processor,
         pseudonymize: Pseudonymizer,
-        lookups: tuple[PluginLookup, PeopleLookup],
+        lookups: tuple[PluginLookup, PeopleLookup, Erased],
         window_ms: int,
         clock: Callable[[], float],
     ) -> None:
@@ -141,7 +148,7 @@ class EventPath:
         self._dedup, self._counter = processor.dedup, processor.counter
         self._reject = processor.rejections
         self._pseudonymize = pseudonymize
-        self._plugins, self._people = lookups
+        self._plugins, self._people, self._erased = lookups
         self._window_ms, self._clock = window_ms, clock
         self.encode = Encoder(default_catalog().latest(ENRICHED_EVENT_BATCH))
 
@@ -160,6 +167,10 @@ class EventPath:
         now_ms = int(self._clock() * 1000)
         good = []
         for index, raw in enumerate(raws):
+            if self._erased and (user_id := self._pseudonymize(raw.get("user_id"))) in self._erased:
+                at = index if is_batch else None
+                dead_letters.append(self._reject.erased(coords, at, user_id))
+                continue
             try:
                 validate(raw, now_ms, self._limits)
             except ValidationError as exc:

@@ -1,5 +1,6 @@
 """Dead letters of the job: a bad message keeps its original bytes; a bad event inside a batch
-is re-encoded alone and says which index it was (pure)."""
+is re-encoded alone and says which index it was; an erased person's event keeps nothing but the
+keyed id (pure)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas import ANALYTICS_EVENT, Encoder, default_catalog
-from schemas.dead_letters import STAGE_DECODE, STAGE_VALIDATE, dead_letter_headers
+from schemas.dead_letters import (
+    REASON_ERASED,
+    STAGE_DECODE,
+    STAGE_ERASURE,
+    STAGE_VALIDATE,
+    dead_letter_headers,
+)
 from streams.job.validate import ValidationError
 from streams.metrics import StreamsMetrics
 
@@ -62,3 +69,13 @@ class Rejections:
         except (ValueError, TypeError, OverflowError):  # not even re-encodable: keep the text
             value = repr(raw).encode("utf-8", "replace")
         return DeadLetter(key, value, hdrs, exc.reason)
+
+    def erased(self, coords: dict[str, Any], index: int | None, user_id: str) -> DeadLetter:
+        """An event of an erased person: where it was, and the keyed id; nothing of it."""
+        self._metrics.dead_letters.labels(REASON_ERASED).inc()
+        hdrs = dead_letter_headers(
+            None, stage=STAGE_ERASURE, reason=REASON_ERASED, detail=user_id, batch_index=index,
+            **coords,
+        )  # fmt: skip
+        # An empty value, not none: a message needs a key or a value (aiokafka asserts it).
+        return DeadLetter(None, b"", hdrs, REASON_ERASED)

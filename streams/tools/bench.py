@@ -38,11 +38,11 @@ from schemas import (
     Encoder,
     default_catalog,
 )
+from schemas.identity import Pseudonymizer
 from schemas.machine import vm_speed
 from streams.catalog.org import GroupRefs
 from streams.job.enrich import no_people
 from streams.job.processor import Processor
-from streams.job.pseudonymize import Pseudonymizer
 from streams.job.validate import Limits
 from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.kafka.producer import EventProducer, SessionBatcher

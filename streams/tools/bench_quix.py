@@ -26,8 +26,8 @@ from schemas import (
     Encoder,
     default_catalog,
 )
+from schemas.identity import Pseudonymizer
 from streams.job.enrich import enrich
-from streams.job.pseudonymize import Pseudonymizer
 from streams.job.validate import Limits, ValidationError, validate
 
 

@@ -24,7 +24,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import StreamT
 
 from streams.job.enrich import PeopleLookup, PluginLookup, no_people, no_plugins
-from streams.job.processor import Processor
+from streams.job.processor import Erased, Processor, no_erasures
 from streams.metrics import StreamsMetrics
 from streams.settings import WorkerSettings
 from streams.worker.faust_adapter import WorkerApp
@@ -44,10 +44,11 @@ def create_app(
     settings: WorkerSettings,
     plugins: PluginLookup = no_plugins,
     people: PeopleLookup = no_people,
+    erased: Erased = no_erasures,
 ) -> faust.App:
     """The worker app. ``plugins`` looks plugin metadata up by id, ``people`` a user's groups
-    by keyed id (started catalog TopicTables)."""
-    return Worker(settings, plugins, people).app
+    by keyed id, ``erased`` holds erased people's keyed ids (started TopicTables)."""
+    return Worker(settings, (plugins, people, erased)).app
 
 
 class Worker:
@@ -55,7 +56,7 @@ class Worker:
     recovery watch, the sequence guard, the web pages."""
 
     def __init__(
-        self, settings: WorkerSettings, plugins: PluginLookup, people: PeopleLookup = no_people
+        self, settings: WorkerSettings, lookups: tuple[PluginLookup, PeopleLookup, Erased]
     ) -> None:
         self.app = app = _faust_app(settings)
         self._raw = app.topic(settings.topic_raw, schema=RAW)
@@ -64,7 +65,7 @@ class Worker:
         self.metrics = metrics = StreamsMetrics()
         if settings.faust_metrics:  # faust's own sensors, in the same registry
             setup_prometheus_sensors(app, "/metrics/faust", metrics.registry, "pulse_streams_faust")
-        processor = _processor(settings, counts.data, (plugins, people), metrics)
+        processor = _processor(settings, counts.data, lookups, metrics)
         output = Output(app, raw_name := self._raw.get_topic_name)
         self.flush = Flush(
             processor, output, (counts, dedup), settings.topic_counts, metrics,
@@ -80,7 +81,7 @@ class Worker:
         self.intake = Intake(settings, processor, self.guard, self.reload, output, self.flush,
                              metrics)  # fmt: skip
         self._dirty = lambda: bool(processor.counter.dirty_buckets)
-        self._catalogs = {"plugins": plugins, "people": people}
+        self._catalogs = dict(zip(("plugins", "people", "erasures"), lookups, strict=True))
         app.flush_while_waiting = self._flush_if_running
         self._register(settings.flush_interval_s)
         liveness = Liveness(self.flush, self.stalls, settings.flush_deadline_s, metrics)
@@ -176,7 +177,7 @@ def _faust_app(settings: WorkerSettings) -> WorkerApp:
 def _processor(
     settings: WorkerSettings,
     counts_store: Any,
-    lookups: tuple[PluginLookup, PeopleLookup],
+    lookups: tuple[PluginLookup, PeopleLookup, Erased],
     metrics: StreamsMetrics,
 ) -> Processor:
     return Processor(
@@ -189,5 +190,6 @@ def _processor(
         counts_store=counts_store,
         plugins=lookups[0],
         people=lookups[1],
+        erased=lookups[2],
         metrics=metrics,
     )

@@ -84,6 +84,7 @@ def pulse_env(broker, tmp_path, monkeypatch) -> Env:
         "PULSE_TOPIC_CATALOG": f"plugins-{tag}",
         "PULSE_TOPIC_PEOPLE": f"people-{tag}",
         "PULSE_TOPIC_GROUPS": f"groups-{tag}",
+        "PULSE_TOPIC_ERASURES": f"erasures-{tag}",
         "PULSE_APP_ID": f"streams-{tag}",
         "PULSE_GROUP_PREFIX": f"sink-{tag}",
         "PULSE_USER_ID_SECRET": SECRET,

@@ -132,8 +132,8 @@ def test_a_backend_token_marks_its_users_verified(collector, broker, pulse_env):
 
 def test_excluded_users_and_groups_are_refused_and_never_reach_kafka(pulse_env, broker, tmp_path):
     from schemas import PERSON
+    from schemas.identity import Pseudonymizer
     from streams.catalog.topic import ensure_topics_of, publish
-    from streams.job.pseudonymize import Pseudonymizer
 
     settings = KafkaSettings()
     admin = wait_for_broker(broker.bootstrap)

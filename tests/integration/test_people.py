@@ -11,9 +11,12 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas import GROUP_INFO, PERSON
+from sinks.erasure import mark
+from sinks.settings import SinkSettings
 from streams.catalog.topic import read_topic
 from streams.kafka.producer import EventProducer
 from streams.kafka.topics import ensure_topics, pulse_topics, wait_for_broker
@@ -219,3 +222,17 @@ def test_events_carry_their_users_groups_as_of_the_event(pulse_env, processes, b
         "(no group)": (3, 2),  # guest and the stranger; the anonymous event has no user
     }  # fmt: skip
     assert processes.stop("sink") == 0 and processes.stop("streams") == 0
+
+
+def test_an_erased_person_is_not_published_again(pulse_env, broker, tmp_path):
+    org = org_copy(tmp_path)
+    sync(pulse_env, str(org / "org.yaml"))
+    ada = keyed("user:default/ada")
+    erasures = SinkSettings(kafka_bootstrap=broker.bootstrap,
+                            topic_erasures=pulse_env["PULSE_TOPIC_ERASURES"],
+                            topic_people=pulse_env["PULSE_TOPIC_PEOPLE"])  # fmt: skip
+    mark.publish(erasures, (ada,), "e1", datetime.now(UTC))  # tombstones her record
+    out = sync(pulse_env, str(org / "org.yaml")).stdout
+    assert "people: 19 in groups: published 0, deleted 0" in out
+    people, _ = topics(pulse_env, broker.bootstrap)
+    assert ada not in people and len(people) == 19

@@ -16,6 +16,7 @@ import clickhouse_connect
 import pytest
 
 from schemas.dead_letters import dead_letter_headers
+from schemas.identity import Pseudonymizer
 from sinks import dead_letter_rows
 from sinks.query import api, dashboard, privacy, questions, rendering
 from sinks.query.guard import Guard, run_readonly
@@ -24,7 +25,6 @@ from sinks.query.sql import query_via_server
 from sinks.schema.migrate import migrate
 from sinks.tables import EVENT_COLUMNS
 from streams.job.enrich import enrich
-from streams.job.pseudonymize import Pseudonymizer
 from streams.kafka.broker import free_port
 from streams.tools.traffic import Traffic, TrafficConfig
 

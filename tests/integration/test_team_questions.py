@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from schemas.identity import Pseudonymizer
 from sinks.query import api, dashboard, privacy, questions
 from sinks.query.guard import Guard, run_readonly
 from sinks.query.server import asker
@@ -27,7 +28,6 @@ from streams.catalog.entities import entities
 from streams.catalog.org import resolve
 from streams.catalog.sync import group_changes
 from streams.job.enrich import enrich
-from streams.job.pseudonymize import Pseudonymizer
 from streams.tools.traffic import Traffic, TrafficConfig
 
 from .conftest import READ_TOKEN, REPO

@@ -23,8 +23,8 @@ from schemas.container import (
     read_long,
     zigzag,
 )
+from schemas.identity import Pseudonymizer
 from streams.job.enrich import enrich
-from streams.job.pseudonymize import Pseudonymizer
 from streams.tools.traffic import Traffic, TrafficConfig
 
 CATALOG = default_catalog()

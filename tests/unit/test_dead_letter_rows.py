@@ -1,7 +1,7 @@
 import base64
 
 from schemas.dead_letters import dead_letter_headers
-from sinks.dead_letter_rows import COLUMNS, row
+from sinks.dead_letter_rows import COLUMNS, erased, row
 
 
 def test_a_dead_letter_becomes_a_row_with_its_reason_and_bytes():
@@ -32,3 +32,22 @@ def test_a_message_without_the_contract_still_makes_a_row():
             partition=0, offset=0)  # fmt: skip
     assert r["reason"] == "unknown" and r["source_offset"] == -1 and r["batch_index"] is None
     assert r["payload_base64"] == "" and r["message_key"] == ""
+
+
+def test_a_dead_letter_of_an_erased_person_keeps_where_it_was_and_the_id_only():
+    headers = [("pulse.error.stage", b"validate"), ("pulse.error.detail", b"user:default/jane"),
+               ("pulse.source.offset", b"7"), ("x-producer", b"app")]  # fmt: skip
+    letter = row(key=b"session", value=b"secret payload", headers=headers, timestamp_ms=1,
+                 partition=0, offset=3)  # fmt: skip
+    kept = erased(letter, "a" * 64)
+    assert (kept["reason"], kept["detail"], kept["payload_base64"], kept["message_key"]) == (
+        "erased",
+        "a" * 64,
+        "",
+        "",
+    )
+    assert kept["headers"] == {
+        "pulse.error.stage": "validate", "pulse.source.offset": "7",
+        "pulse.error.reason": "erased", "pulse.error.detail": "a" * 64,
+    }  # fmt: skip
+    assert (kept["source_offset"], kept["dlq_offset"]) == (7, 3)

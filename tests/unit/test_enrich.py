@@ -3,8 +3,8 @@ import hmac
 
 import pytest
 
+from schemas.identity import Pseudonymizer
 from streams.job.enrich import enrich, frontend_system, no_people, normalise_plugin_id
-from streams.job.pseudonymize import Pseudonymizer
 from streams.tools.traffic import Traffic
 
 SECRET = b"0123456789abcdef-test"

@@ -2,8 +2,8 @@ import hashlib
 
 import pytest
 
+from schemas.identity import Pseudonymizer
 from streams.collector.exclusions import Exclusions
-from streams.job.pseudonymize import Pseudonymizer
 
 KEYER = Pseudonymizer(b"x" * 32)
 PEOPLE = {KEYER("user:default/ada"): ("group:default/bots", "group:default/acme")}.get

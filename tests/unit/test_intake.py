@@ -1,7 +1,7 @@
 import pytest
 
+from schemas.identity import Pseudonymizer
 from streams.collector.intake import IntakeError, convert
-from streams.job.pseudonymize import Pseudonymizer
 
 KEY = Pseudonymizer(b"k" * 32).key
 ENVELOPE = {"frontendSystem": "NEW", "appVersion": "1.2.3", "backstageVersion": "1.33.0",

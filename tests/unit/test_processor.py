@@ -19,6 +19,7 @@ from schemas import (
     Encoder,
     default_catalog,
 )
+from schemas.identity import Pseudonymizer
 from streams.job import windows
 from streams.job.processor import Processor
 from streams.job.validate import Limits
@@ -31,15 +32,19 @@ ENCODE_BATCH = Encoder(CATALOG.latest(ANALYTICS_EVENT_BATCH))
 DECODE_ENRICHED = Decoder(CATALOG, ENRICHED_EVENT_BATCH)
 
 
-def processor(store=None, retention_ms=3_600_000, limits=None) -> Processor:
+SECRET = b"0123456789abcdef-unit"
+
+
+def processor(store=None, retention_ms=3_600_000, limits=None, erased=frozenset()) -> Processor:
     return Processor(
-        secret=b"0123456789abcdef-unit",
+        secret=SECRET,
         limits=limits or Limits(),
         window_ms=60_000,
         retention_ms=retention_ms,
         dedup_horizon_ms=600_000,
         dedup_max_ids=100_000,
         counts_store={} if store is None else store,
+        erased=erased,
         clock=lambda: NOW_MS / 1000,
     )
 
@@ -324,3 +329,31 @@ def test_every_forwarded_event_is_in_one_emitted_count_or_counted_late(
     late = proc.metrics.late._value.get()
     assert forwarded == n
     assert sum(c["event_count"] for c in latest.values()) + late == forwarded
+
+
+def test_an_erased_persons_events_leave_as_dead_letters_naming_only_the_keyed_id():
+    events = traffic(80, users=4)
+    victim = next(e["user_id"] for e in events if e["user_id"])
+    keyed = Pseudonymizer(SECRET)(victim)
+    mine = [e for e in events if e["user_id"] == victim]
+    bad = copy.deepcopy(mine[0])
+    bad["event_id"] = ""  # invalid too: erased first, nothing of it kept
+    proc = processor(erased=frozenset({keyed}))
+    messages = [(b"s", ENCODE_BATCH({"events": events[:40]}))]
+    messages += [(b"s", ENCODE(e)) for e in [*events[40:], bad]]
+    out, dead = run(proc, messages)
+
+    assert [e["user_id"] for e in out] == [
+        Pseudonymizer(SECRET)(e["user_id"]) for e in events if e["user_id"] != victim
+    ]
+    assert len(dead) == len(mine) + 1
+    for letter in dead:
+        headers = dict(letter.headers)
+        assert (letter.reason, letter.key, letter.value) == ("erased", None, b"")
+        assert headers["pulse.error.detail"] == keyed.encode()
+        assert headers["pulse.error.stage"] == b"erasure"
+    in_batch = [dict(d.headers).get("pulse.source.batch_index") for d in dead[: len(mine)]]
+    assert [i for i in in_batch if i is not None] == [
+        str(i).encode() for i, e in enumerate(events[:40]) if e["user_id"] == victim
+    ]
+    assert sum(counts_of(proc).values()) == len(events) - len(mine)  # not counted either

@@ -1,15 +1,18 @@
 // The permission policy example of docs/backstage.md: Pulse's insights for members of
-// group:default/pulse-readers only; everything else allowed (a test app, not a production policy).
+// group:default/pulse-readers only, erasing people for the platform team's; everything else
+// allowed (a test app, not a production policy).
 const { createBackendModule } = require('@backstage/backend-plugin-api');
 const { AuthorizeResult } = require('@backstage/plugin-permission-common');
 const { policyExtensionPoint } = require('@backstage/plugin-permission-node/alpha');
 
 const READERS = 'group:default/pulse-readers';
+const ADMINS = 'group:default/platform';
 
 class PulseReadersPolicy {
   async handle(request, user) {
-    if (request.permission.name === 'pulse.insights.read') {
-      const member = user?.info.ownershipEntityRefs.includes(READERS) ?? false;
+    const group = { 'pulse.insights.read': READERS, 'pulse.people.erase': ADMINS }[request.permission.name];
+    if (group) {
+      const member = user?.info.ownershipEntityRefs.includes(group) ?? false;
       return { result: member ? AuthorizeResult.ALLOW : AuthorizeResult.DENY };
     }
     return { result: AuthorizeResult.ALLOW };

@@ -2,7 +2,8 @@
 // would: a guest signs in, moves between plugin pages and clicks a link; the navigate and click
 // events Backstage itself emits reach ClickHouse through the module, Backstage's backend (which
 // sets the signed-in user), the collector, Kafka, the streams worker and the sink; the insights
-// page then shows them. A user outside
+// page then shows them; a member of the platform team erases the analyst through the backend
+// plugin, and nobody else may. A user outside
 // group:default/pulse-readers gets the page's "not allowed" state and the API's 403, and a Pulse
 // that does not answer gives the error state with a retry.
 
@@ -49,7 +50,7 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
         backend: { auth: { externalAccess: [{ type: 'static', options: { token: CATALOG_TOKEN, subject: 'pulse-catalog-sync' } }] } },
         auth: { providers: { guest: { userEntityRef: user } } },
         pulse: {
-          baseUrl: way.url, token: stack.queryToken, timeoutMs: 10_000,
+          baseUrl: way.url, token: stack.queryToken, timeoutMs: 10_000, adminToken: stack.adminToken,
           collector: { url: stack.collector, token: stack.backendToken },
         },
       },
@@ -237,6 +238,35 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
     });
   });
 
+  it('erases a person for a member of the platform team, and refuses everyone else', async () => {
+    const analyst = hmac('user:default/analyst');
+    const erase = (path, token, body) => fetch(`${backstage.origin}/api/pulse${path}`, {
+      method: 'POST', body: JSON.stringify(body),
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    });
+    await startBackstage('user:default/visitor');
+    const refused = await erase('/erasures', await guestToken(backstage.origin), { user: 'user:default/analyst' });
+    assert.equal(refused.status, 403);
+    assert.equal((await refused.json()).error.name, 'NotAllowedError');
+
+    await startBackstage('user:default/platform-1');
+    const token = await guestToken(backstage.origin);
+    assert.equal((await erase('/erasures', token, { user: 'group:default/acme' })).status, 400);
+    const stored = await stack.rows(`user_id = '${analyst}'`);
+    assert.ok(stored.length > 0, 'the analyst has no events to erase');
+    const done = await erase('/erasures', token, { user: 'user:default/analyst' });
+    const receipt = await done.json();
+    assert.equal(done.status, 200, JSON.stringify(receipt));
+    assert.equal(receipt.stage, 'completed');
+    assert.equal(receipt.user_id, analyst);
+    assert.equal(receipt.requested_by, 'user:default/platform-1');
+    assert.ok(receipt.rows_removed.events >= stored.length, JSON.stringify(receipt));
+    assert.deepEqual(await stack.rows(`user_id = '${analyst}'`), []);
+    const verified = await (await erase('/erasures/verify', token, { user: 'user:default/analyst' })).json();
+    assert.equal(verified.ok, true, JSON.stringify(verified));
+    assert.ok(!JSON.stringify(receipt).includes(stack.adminToken));
+  });
+
   async function signIn(origin) {
     const context = await browser.newContext({ viewport: { width: 1400, height: 1400 }, acceptDownloads: true });
     const page = await context.newPage();
@@ -257,6 +287,13 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
     return page;
   }
 });
+
+/** A Backstage token of the guest, as the app's frontend gets it. */
+async function guestToken(origin) {
+  const response = await fetch(`${origin}/api/auth/guest/refresh?env=development`, { headers: { 'X-Requested-With': 'XMLHttpRequest' } });
+  assert.equal(response.status, 200, await response.clone().text());
+  return (await response.json()).backstageIdentity.token;
+}
 
 /** Moves within the app by its sidebar, as a user does (a reload would sign the guest out). */
 async function nav(page, name) {

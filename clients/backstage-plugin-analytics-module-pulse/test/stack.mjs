@@ -70,6 +70,7 @@ export class Stack {
     this.backendToken = readFileSync(join(this.data, 'backend-token'), 'utf8').trim();
     this.secret = readFileSync(join(this.data, 'user-id-secret'), 'utf8').trim();
     this.queryToken = readFileSync(join(this.data, 'query-token'), 'utf8').trim();
+    this.adminToken = readFileSync(join(this.data, 'admin-token'), 'utf8').trim();
   }
 
   async stop() {

@@ -24,7 +24,14 @@ export interface PulseClientOptions {
   maxConcurrent: number;
   /** Called once per kind of failure: the operator's log line (never with the token). */
   warn(message: string): void;
+  /** Pulse's admin token (PULSE_QUERY_ADMIN_TOKEN), for erasures; none: erasures are off. */
+  adminToken?: string;
+  /** How long an erasure may take, in milliseconds (it waits for Pulse's sinks). */
+  erasureTimeoutMs?: number;
 }
+
+/** Whom an erasure names: an entity ref, or the keyed id Pulse stores. */
+export type ErasureSubject = { user: string } | { user_id: string };
 
 export class PulseClient {
   private readonly warned = new Set<string>();
@@ -48,6 +55,37 @@ export class PulseClient {
       if (typeof value === 'string') params.set(key, value);
     }
     return this.get(`/v1/questions/${name}`, params, accept);
+  }
+
+  get erases(): boolean {
+    return Boolean(this.o.adminToken);
+  }
+
+  /** POST /v1/erasures (or /v1/erasures/verify) with the admin token: Pulse's receipt, or its
+   * verification, as it came. Not queued behind the questions: it is one admin's request. */
+  async erasure(action: 'erase' | 'verify', subject: ErasureSubject, requestedBy: string): Promise<PulseAnswer> {
+    const path = action === 'verify' ? '/v1/erasures/verify' : '/v1/erasures';
+    let response: Response;
+    try {
+      response = await fetch(`${this.o.baseUrl.replace(/\/+$/, '')}${path}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${this.o.adminToken}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ...subject, requested_by: requestedBy }),
+        signal: AbortSignal.timeout(this.o.erasureTimeoutMs ?? 600_000),
+      });
+    } catch (error) {
+      this.warnOnce('unreachable', `Pulse at ${this.o.baseUrl} did not answer: ${String(error)}`);
+      throw new ServiceUnavailableError('Pulse is unreachable or slow; the erasure can be asked again');
+    }
+    const body = await response.text();
+    if (response.ok) return { status: response.status, contentType: 'application/json', body };
+    const detail = detailOf(body);
+    if (response.status === 400) throw new InputError(detail.detail);
+    if (response.status === 401 || response.status === 403) {
+      this.warnOnce('admin', "Pulse refused this backend's admin token: check pulse.adminToken");
+      throw new ServiceUnavailableError("Pulse refused the backend's credential; ask an administrator");
+    }
+    throw new ServiceUnavailableError(`Pulse could not erase (${detail.error}): ${detail.detail}`);
   }
 
   /** One request, queued behind this backend's others; a 429 (Pulse's slots taken by other

@@ -6,4 +6,4 @@
  */
 
 export { pulsePlugin as default } from './plugin';
-export { pulseInsightsReadPermission, pulsePermissions } from './permissions';
+export { pulseErasePermission, pulseInsightsReadPermission, pulsePermissions } from './permissions';

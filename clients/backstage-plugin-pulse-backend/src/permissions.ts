@@ -7,4 +7,11 @@ export const pulseInsightsReadPermission = createPermission({
   attributes: { action: 'read' },
 });
 
-export const pulsePermissions = [pulseInsightsReadPermission];
+/** The permission to erase a person from Pulse (their events, dead letters and their share of
+ * the rollups, for good); a permission policy gives it to Backstage's admins. */
+export const pulseErasePermission = createPermission({
+  name: 'pulse.people.erase',
+  attributes: { action: 'delete' },
+});
+
+export const pulsePermissions = [pulseInsightsReadPermission, pulseErasePermission];

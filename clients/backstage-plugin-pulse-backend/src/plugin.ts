@@ -1,6 +1,7 @@
 /** The `pulse` backend plugin (new backend system): serves Pulse's saved questions at
- * `/api/pulse/questions` to users holding `pulse.insights.read`, and takes the analytics
- * module's events at `/api/pulse/events` as the signed-in user's. */
+ * `/api/pulse/questions` to users holding `pulse.insights.read`, takes the analytics module's
+ * events at `/api/pulse/events` as the signed-in user's, and erases people at
+ * `/api/pulse/erasures` for users holding `pulse.people.erase`. */
 
 import { coreServices, createBackendPlugin } from '@backstage/backend-plugin-api';
 import { PulseClient } from './client';
@@ -28,6 +29,8 @@ export const pulsePlugin = createBackendPlugin({
           timeoutMs: config.getOptionalNumber('pulse.timeoutMs') ?? 30_000,
           maxConcurrent: config.getOptionalNumber('pulse.maxConcurrent') ?? 4,
           warn: message => logger.warn(message),
+          adminToken: config.getOptionalString('pulse.adminToken'),
+          erasureTimeoutMs: config.getOptionalNumber('pulse.erasureTimeoutMs') ?? 600_000,
         });
         const collector = config.getOptionalConfig('pulse.collector');
         const forwarder = collector

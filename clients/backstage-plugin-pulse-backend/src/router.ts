@@ -5,13 +5,13 @@
  */
 
 import type { HttpAuthService, PermissionsService, UserInfoService } from '@backstage/backend-plugin-api';
-import { NotAllowedError, NotFoundError } from '@backstage/errors';
+import { InputError, NotAllowedError, NotFoundError } from '@backstage/errors';
 import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import express, { type Request, type Response } from 'express';
 import Router from 'express-promise-router';
-import type { PulseAnswer, PulseClient } from './client';
+import type { ErasureSubject, PulseAnswer, PulseClient } from './client';
 import { refusal, type EventForwarder, type IngestAnswer } from './ingest';
-import { pulseInsightsReadPermission } from './permissions';
+import { pulseErasePermission, pulseInsightsReadPermission } from './permissions';
 
 export interface RouterOptions {
   client: PulseClient;
@@ -27,12 +27,14 @@ export function createRouter(o: RouterOptions): express.Router {
   const { client, httpAuth, permissions } = o;
   const router = Router();
 
-  async function allowed(req: Request): Promise<void> {
+  async function allowed(req: Request, permission = pulseInsightsReadPermission) {
     const credentials = await httpAuth.credentials(req, { allow: ['user'] });
-    const [decision] = await permissions.authorize([{ permission: pulseInsightsReadPermission }], { credentials });
+    const [decision] = await permissions.authorize([{ permission }], { credentials });
     if (decision.result !== AuthorizeResult.ALLOW) {
-      throw new NotAllowedError('you are not allowed to read Pulse insights (pulse.insights.read)');
+      const what = permission === pulseInsightsReadPermission ? 'read Pulse insights' : 'erase people from Pulse';
+      throw new NotAllowedError(`you are not allowed to ${what} (${permission.name})`);
     }
+    return credentials;
   }
 
   function send(res: Response, answer: PulseAnswer): void {
@@ -53,6 +55,26 @@ export function createRouter(o: RouterOptions): express.Router {
     const accept = req.query.format === 'csv' || req.accepts(['json', 'csv']) === 'csv' ? 'text/csv' : 'application/json';
     send(res, await client.question(req.params.name, req.query as Record<string, unknown>, accept));
   });
+
+  // Erasing a person (and verifying an erasure): users holding pulse.people.erase, through
+  // Pulse's admin token; the receipt names who asked.
+  for (const [path, action] of [['/erasures', 'erase'], ['/erasures/verify', 'verify']] as const) {
+    router.post(
+      path,
+      async (req, res, next) => {
+        // Who is asking comes first: a body is read only for a holder of the permission.
+        res.locals.credentials = await allowed(req, pulseErasePermission);
+        if (!client.erases) throw new NotFoundError('erasures are not configured (pulse.adminToken)');
+        next();
+      },
+      express.json({ limit: '4kb' }),
+      async (req, res) => {
+        const subject = erasureSubject(req.body);
+        const { userEntityRef } = await o.userInfo.getUserInfo(res.locals.credentials);
+        send(res, await client.erasure(action, subject, userEntityRef));
+      },
+    );
+  }
 
   router.post(
     '/events',
@@ -85,4 +107,12 @@ export function createRouter(o: RouterOptions): express.Router {
 function answer(res: Response, a: IngestAnswer): void {
   if (a.retryAfter) res.setHeader('Retry-After', a.retryAfter);
   res.status(a.status).type('application/json').send(a.body);
+}
+
+/** Exactly one person: `{"user": "user:<namespace>/<name>"}` or `{"user_id": "<64 hex>"}`. */
+function erasureSubject(body: unknown): ErasureSubject {
+  const { user, user_id: userId } = (body ?? {}) as Record<string, unknown>;
+  if (typeof user === 'string' && userId === undefined && /^user:[^/\s]+\/[^/\s]+$/i.test(user)) return { user };
+  if (typeof userId === 'string' && user === undefined && /^[0-9a-f]{64}$/.test(userId)) return { user_id: userId };
+  throw new InputError('name one person: {"user": "user:<namespace>/<name>"} or {"user_id": "<64 hex>"}');
 }

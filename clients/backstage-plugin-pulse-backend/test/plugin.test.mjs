@@ -3,24 +3,28 @@ import { after, before, describe, it } from 'node:test';
 import { mockCredentials, mockServices, startTestBackend } from '@backstage/backend-test-utils';
 import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import backend from '../dist/index.js';
-import { freePort, Pulse, READ_TOKEN } from './pulse.mjs';
+import { ADMIN_TOKEN, freePort, Pulse, READ_TOKEN } from './pulse.mjs';
 
 const pulsePlugin = backend.default;
 const pulse = new Pulse();
 const backends = [];
 
-async function start({ baseUrl = pulse.url, token = READ_TOKEN, result = AuthorizeResult.ALLOW, timeoutMs = 5000 } = {}) {
+async function start({ baseUrl = pulse.url, token = READ_TOKEN, result = AuthorizeResult.ALLOW, timeoutMs = 5000, adminToken } = {}) {
   const server = await startTestBackend({
     features: [
       pulsePlugin,
-      mockServices.rootConfig.factory({ data: { pulse: { baseUrl, token, timeoutMs } } }),
+      mockServices.rootConfig.factory({ data: { pulse: { baseUrl, token, timeoutMs, adminToken } } }),
       mockServices.permissions.factory({ result }),
     ],
   });
   backends.push(server);
   const { port } = server.server.address();
-  return (path, { user = mockCredentials.user.header(), headers = {} } = {}) =>
-    fetch(`http://127.0.0.1:${port}/api/pulse${path}`, { headers: { Authorization: user, ...headers } });
+  return (path, { user = mockCredentials.user.header(), headers = {}, body } = {}) =>
+    fetch(`http://127.0.0.1:${port}/api/pulse${path}`, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: { Authorization: user, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
 }
 
 async function json(response) {
@@ -105,5 +109,30 @@ describe('the pulse backend plugin', () => {
     // Pulse logs the refusal once, and never what was sent.
     assert.equal(pulse.output.split('a wrong credential').length - 1, 1, pulse.output);
     assert.ok(!pulse.output.includes('not-the-token'), pulse.output);
+  });
+
+  it('erases only for pulse.people.erase holders, with the admin token configured, one person at a time', async () => {
+    const keyed = 'ab'.repeat(32);
+    const off = await start();
+    const missing = await off('/erasures/verify', { body: { user_id: keyed } });
+    assert.equal(missing.status, 404);
+    assert.match((await json(missing)).error.message, /pulse.adminToken/);
+    const denied = await start({ adminToken: ADMIN_TOKEN, result: AuthorizeResult.DENY });
+    const refused = await denied('/erasures', { body: { user: 'user:default/jane' } });
+    assert.equal(refused.status, 403);
+    assert.match((await json(refused)).error.message, /pulse.people.erase/);
+    const post = await start({ adminToken: ADMIN_TOKEN });
+    assert.equal((await post('/erasures', { body: { user: 'user:default/jane' }, user: mockCredentials.none.header() })).status, 401);
+    for (const body of [{}, { user: 'group:default/web' }, { user_id: 'xyz' }, { user: 'user:default/a', user_id: keyed }, [1]]) {
+      const bad = await post('/erasures', { body });
+      assert.equal(bad.status, 400, JSON.stringify(body));
+      assert.equal((await json(bad)).error.name, 'InputError');
+    }
+    // Pulse answers a verification of someone never erased: nothing of theirs, no receipt.
+    const answer = await post('/erasures/verify', { body: { user_id: keyed } });
+    const verification = await json(answer);
+    assert.equal(answer.status, 200, JSON.stringify(verification));
+    assert.deepEqual(verification, { erasure_id: null, rows_left: { events: 0, dead_letters: 0 }, rollup_differences: {}, ok: false });
+    assert.ok(!JSON.stringify(verification).includes(ADMIN_TOKEN));
   });
 });

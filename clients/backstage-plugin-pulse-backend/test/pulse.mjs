@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 const ROOT = resolve(import.meta.dirname, '../../..');
 const PYTHON = process.env.PULSE_PYTHON ?? join(ROOT, '.venv/bin/python');
 export const READ_TOKEN = 'backstage-read-token-0123456789';
-const ADMIN_TOKEN = 'backstage-test-admin-0123456789';
+export const ADMIN_TOKEN = 'backstage-test-admin-0123456789';
 
 export function freePort() {
   return new Promise((res, rej) => {

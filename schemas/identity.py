@@ -1,4 +1,5 @@
-"""User pseudonymization: no raw user ref leaves the streams stage.
+"""User ids as Pulse keys them (part of the contract: events, the people topic, erasures and
+exclusions all carry or match these keyed ids; no raw user ref leaves the streams stage).
 
 Whatever a producer sends, an entity ref such as ``user:default/jane`` or an unsalted SHA-256
 of it (which anyone can recompute from a known ref, so it is keyed too), is replaced by
@@ -45,3 +46,12 @@ class Pseudonymizer:
             if len(self._cache) < 100_000:  # users are few; bound it anyway
                 self._cache[user_ref] = digest
         return digest
+
+
+def keyed_ids(keyer: Pseudonymizer, user_ref: str) -> set[str]:
+    """Every id ``user_ref``'s events can carry once keyed: the ref's, and that of a
+    ``sha256:`` of the ref as Backstage spelled it or lower-cased."""
+    ids = {keyer(user_ref)}
+    for spelling in {user_ref, user_ref.lower()}:
+        ids.add(keyer("sha256:" + hashlib.sha256(spelling.encode()).hexdigest()))
+    return ids
