@@ -64,7 +64,7 @@ def dead_letter_table_rows(messages: list[Message], erased: frozenset[str] = fro
             partition=msg.partition(),
             offset=msg.offset(),
         )
-        ids = named((msg.value() or b"") + row["detail"].encode(), erased)
+        ids = named((msg.value() or b"") + b" " + row["detail"].encode(), erased, anywhere=True)
         rows.records.append(dead_letter_rows.erased(row, min(ids)) if ids else row)
         rows.sources.append((msg, None))
     return rows

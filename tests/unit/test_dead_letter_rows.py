@@ -51,3 +51,23 @@ def test_a_dead_letter_of_an_erased_person_keeps_where_it_was_and_the_id_only():
         "pulse.error.reason": "erased", "pulse.error.detail": "a" * 64,
     }  # fmt: skip
     assert (kept["source_offset"], kept["dlq_offset"]) == (7, 3)
+
+
+def test_the_dead_letters_sink_strips_a_letter_naming_an_erased_person():
+    from confluent_kafka import Message
+
+    from sinks.worker.rows import dead_letter_table_rows
+
+    erased_id, other = "a" * 64, "b" * 64
+    headers = [("pulse.error.reason", b"invalid_event_id")]
+    messages = [
+        Message(topic="dlq", partition=0, offset=1, key=b"s", headers=headers,
+                value=b"\x00\x18hmac-sha256:" + erased_id.encode()),
+        Message(topic="dlq", partition=0, offset=2, key=b"s", headers=headers,
+                value=b"\x00\x18hmac-sha256:" + other.encode()),
+    ]  # fmt: skip
+    rows = dead_letter_table_rows(messages, frozenset({erased_id})).records
+    assert [(r["reason"], r["detail"], r["payload_bytes"]) for r in rows] == [
+        ("erased", erased_id, 0), ("invalid_event_id", "", len(messages[1].value())),
+    ]  # fmt: skip
+    assert dead_letter_table_rows(messages).records[0]["reason"] == "invalid_event_id"
