@@ -298,14 +298,14 @@ def erase(user: str | None, user_id: str | None, verify: bool) -> None:
     Embedded mode: through the running sink's query port (PULSE_QUERY_ADMIN_TOKEN), or here
     when nothing runs. Server mode: against PULSE_CLICKHOUSE_URL. Prints the receipt (or the
     verification) as JSON; exits 1 when a verification fails."""
+    import getpass
     import json
 
     from sinks.query.sql import query_server_up
 
     _setup_logging()
     settings = SinkSettings()
-    request = {"user": user, "user_id": user_id, "requested_by": f"cli:{os.getlogin()}"
-               if sys.stdin.isatty() else "cli"}  # fmt: skip
+    request = {"user": user, "user_id": user_id, "requested_by": f"cli:{getpass.getuser()}"}
     try:
         if settings.embedded and query_server_up(settings.query_url):
             answer = _erase_via_server(settings, "verify" if verify else "erase", request)
