@@ -250,7 +250,7 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
     assert.equal((await refused.json()).error.name, 'NotAllowedError');
 
     await startBackstage('user:default/platform-1');
-    const token = await guestToken(backstage.origin);
+    const token = await guestToken(backstage.origin, 'group:default/platform');
     assert.equal((await erase('/erasures', token, { user: 'group:default/acme' })).status, 400);
     const stored = await stack.rows(`user_id = '${analyst}'`);
     assert.ok(stored.length > 0, 'the analyst has no events to erase');
@@ -288,11 +288,15 @@ describe('a Backstage app with Pulse installed', { timeout: 2 * STARTUP_MS + 2 *
   }
 });
 
-/** A Backstage token of the guest, as the app's frontend gets it. */
-async function guestToken(origin) {
-  const response = await fetch(`${origin}/api/auth/guest/refresh?env=development`, { headers: { 'X-Requested-With': 'XMLHttpRequest' } });
-  assert.equal(response.status, 200, await response.clone().text());
-  return (await response.json()).backstageIdentity.token;
+/** A Backstage token of the guest, as the app's frontend gets it; with `group`, once the
+ * catalog (read anew by each backend) has made the guest a member of it. */
+async function guestToken(origin, group) {
+  return waitFor(`a token naming ${group ?? 'the guest'}`, async () => {
+    const response = await fetch(`${origin}/api/auth/guest/refresh?env=development`, { headers: { 'X-Requested-With': 'XMLHttpRequest' } });
+    assert.equal(response.status, 200, await response.clone().text());
+    const { token, identity } = (await response.json()).backstageIdentity;
+    return (!group || identity.ownershipEntityRefs.includes(group)) && token;
+  }, UI_MS);
 }
 
 /** Moves within the app by its sidebar, as a user does (a reload would sign the guest out). */
