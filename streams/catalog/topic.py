@@ -7,8 +7,9 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from schemas import Decoder, Encoder, SchemaError, default_catalog
 from streams.catalog import CatalogError
@@ -48,14 +49,11 @@ def read_values(
         }
     )
     try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-        if metadata.error is not None:
-            return {}
-        ends = {}
-        for p in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-            if high > low:
-                ends[p] = high
+        # A topic created a moment ago may not have its leader known yet: ask again.
+        ends = Retrying(
+            retry=retry_if_exception(_moving), wait=wait_fixed(0.2),
+            stop=stop_after_delay(timeout_s), reraise=True,
+        )(_ends, consumer, topic, timeout_s)  # fmt: skip
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
         records: dict[str, Any] = {}
         while ends:
@@ -74,6 +72,27 @@ def read_values(
         raise CatalogError(f"reading {topic}: {exc}") from exc
     finally:
         consumer.close()
+
+
+def _ends(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, int]:
+    """The end offset of each partition that holds anything (none: the topic does not exist)."""
+    metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+    if metadata.error is not None:
+        return {}
+    ends = {}
+    for p in metadata.partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+        if high > low:
+            ends[p] = high
+    return ends
+
+
+_MOVING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE}
+
+
+def _moving(exc: BaseException) -> bool:
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return isinstance(error, KafkaError) and (error.retriable() or error.code() in _MOVING)
 
 
 def ensure_topics_of(admin: AdminClient, settings: KafkaSettings) -> None:

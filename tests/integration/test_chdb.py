@@ -53,12 +53,11 @@ def test_migrations_keep_rollups_exact_for_retried_inserts(chdb_client, database
                         f"sum(events) FROM {database}.usage_hourly_by_group")
         ]  # fmt: skip
 
-    migrations = load()
-    migrate(chdb_client, database, migrations[:-1])
+    migrate(chdb_client, database, [m for m in load() if m.version < 10])
     insert("t:0:0-99", 0)
     insert("t:0:0-99", 0)
     assert totals() == [100, 100, 100]
-    assert migrate(chdb_client, database) == ["010_verified_identity"]
+    assert migrate(chdb_client, database)[0] == "010_verified_identity"  # rebuilds the views
     insert("t:0:0-99", 0)  # the retry of a batch inserted before
     assert totals() == [100, 100, 100]
     insert("t:0:100-199", 100)
